@@ -1,0 +1,1 @@
+//! distant-server library: request handlers (TODO)
