@@ -1,1 +1,667 @@
-//! TODO(owner): msg
+//! Application messages: the requests a client sends and the responses the
+//! server streams back, shared by both sides so they cannot drift apart.
+//!
+//! Each data record of a session carries one [`Message`], encoded with
+//! [`Message::encode`] (MessagePack, named fields, externally tagged enums;
+//! see `docs/PROTOCOL.md` §5). A request carries one [`Op`] or a batch of
+//! them; every request is answered by at least one [`Response`] whose
+//! `origin_id` is the request's `id`. Long-running operations (process
+//! output, watch changes, search results, file chunks) keep answering with
+//! more responses carrying the same `origin_id` until a terminal reply
+//! ([`Reply::is_terminal`]).
+//!
+//! Large payloads never travel as one message: files move in chunks of at
+//! most [`MAX_CHUNK`] bytes, so no record comes near the frame cap.
+
+use std::collections::BTreeMap;
+
+use bytes::Bytes;
+use serde::{Deserialize, Serialize};
+
+/// Largest data chunk the server puts in one [`Reply::FileChunk`] or
+/// [`Reply::ProcOutput`], and the largest a client should send in one
+/// [`Op::FileWriteChunk`] / [`Op::ProcStdin`].
+pub const MAX_CHUNK: usize = 1024 * 1024;
+
+/// Largest `data` accepted inline by [`Op::FileWrite`] and [`Op::FileAppend`];
+/// larger contents go through `FileWriteStart` / `FileWriteChunk` /
+/// `FileWriteFinish`.
+pub const MAX_INLINE_WRITE: usize = 8 * 1024 * 1024;
+
+/// Identifies a request; chosen by the client, unique within a session.
+pub type RequestId = u64;
+
+/// One application message: the payload of one data record.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Message {
+    Request(Request),
+    Response(Response),
+}
+
+/// Why a data record could not be turned into a [`Message`].
+#[derive(Debug, thiserror::Error)]
+pub enum DecodeError {
+    #[error("malformed message: {0}")]
+    Malformed(String),
+}
+
+/// Why a [`Message`] could not be encoded.
+#[derive(Debug, thiserror::Error)]
+pub enum EncodeError {
+    #[error("message could not be encoded: {0}")]
+    Encode(String),
+}
+
+impl Message {
+    /// Encodes this message as MessagePack with named fields.
+    pub fn encode(&self) -> Result<Vec<u8>, EncodeError> {
+        rmp_serde::to_vec_named(self).map_err(|e| EncodeError::Encode(e.to_string()))
+    }
+
+    /// Decodes a message; any malformed input is an error, never a panic.
+    pub fn decode(bytes: &[u8]) -> Result<Self, DecodeError> {
+        rmp_serde::from_slice(bytes).map_err(|e| DecodeError::Malformed(e.to_string()))
+    }
+
+    /// Best-effort recovery of a request id from a message that failed to
+    /// decode, so the server can still answer it with an error.
+    pub fn peek_request_id(bytes: &[u8]) -> Option<RequestId> {
+        #[derive(Deserialize)]
+        struct IdOnly {
+            id: RequestId,
+        }
+        #[derive(Deserialize)]
+        enum Envelope {
+            Request(IdOnly),
+        }
+        match rmp_serde::from_slice::<Envelope>(bytes) {
+            Ok(Envelope::Request(r)) => Some(r.id),
+            Err(_) => None,
+        }
+    }
+}
+
+/// A request from client to server.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Request {
+    pub id: RequestId,
+    pub payload: RequestPayload,
+}
+
+/// One operation, or several answered together.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum RequestPayload {
+    Single(Op),
+    /// Answered by one response with [`ResponsePayload::Batch`], replies in
+    /// the order of `ops`. With `sequential`, each op runs after the previous
+    /// one finished and the batch stops at the first error (later ops get
+    /// an `Error` reply of kind `Other` saying they were skipped); otherwise
+    /// the ops may run concurrently.
+    Batch {
+        ops: Vec<Op>,
+        sequential: bool,
+    },
+}
+
+/// A response from server to client.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Response {
+    /// Unique per response within a session.
+    pub id: u64,
+    /// The request this answers or streams for.
+    pub origin_id: RequestId,
+    pub payload: ResponsePayload,
+}
+
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum ResponsePayload {
+    Single(Reply),
+    Batch(Vec<Reply>),
+}
+
+impl ResponsePayload {
+    /// True when no more responses will follow for this origin.
+    pub fn is_terminal(&self) -> bool {
+        match self {
+            ResponsePayload::Single(r) => r.is_terminal(),
+            ResponsePayload::Batch(_) => true,
+        }
+    }
+}
+
+/// Options of a whole-file or chunked write.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WriteOptions {
+    /// Create the file when it does not exist (else `NotFound`).
+    pub create: bool,
+    /// Replace an existing file (else `AlreadyExists`).
+    pub overwrite: bool,
+    /// Fail with `Conflict` and write nothing unless the file's current
+    /// etag is this one (`""` means "the file must not exist").
+    pub if_etag: Option<String>,
+    /// Write to a temporary file in the same directory and rename it over
+    /// the target, keeping the target's permissions.
+    pub atomic: bool,
+}
+
+impl Default for WriteOptions {
+    fn default() -> Self {
+        Self {
+            create: true,
+            overwrite: true,
+            if_etag: None,
+            atomic: true,
+        }
+    }
+}
+
+/// What `Search` looks at.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum SearchTarget {
+    Path,
+    Contents,
+}
+
+/// A search query (mirrors the bridge API's `query`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchQuery {
+    pub target: SearchTarget,
+    pub pattern: String,
+    /// `false`: `pattern` is a literal string.
+    pub regex: bool,
+    pub case_sensitive: bool,
+    pub paths: Vec<String>,
+    pub include: Vec<String>,
+    pub exclude: Vec<String>,
+    pub hidden: bool,
+    pub gitignore: bool,
+    pub max_results: Option<u64>,
+    pub max_depth: Option<u64>,
+}
+
+/// PTY dimensions.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PtySize {
+    pub rows: u16,
+    pub cols: u16,
+}
+
+/// How a process's stdout is cut into `ProcOutput` replies.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputFraming {
+    /// Chunks as they come (at most [`MAX_CHUNK`] each).
+    #[default]
+    Raw,
+    /// stdout is an LSP stream: each `ProcOutput` is exactly one whole
+    /// `Content-Length`-framed message (header included); bytes outside of
+    /// a message (a banner, a stray print) are dropped with a warning on
+    /// the server's log.
+    Lsp,
+}
+
+/// One operation the server performs.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Op {
+    /// → `Version`.
+    Version,
+    /// → `SystemInfo`.
+    SystemInfo,
+
+    /// Streams `FileChunk`s (at most `chunk_size`, default and max
+    /// [`MAX_CHUNK`]) then a terminal `FileEnd`.
+    FileRead {
+        path: String,
+        chunk_size: Option<u32>,
+    },
+    /// Whole-file write of at most [`MAX_INLINE_WRITE`] bytes → `FileWritten`.
+    FileWrite {
+        path: String,
+        data: Bytes,
+        options: WriteOptions,
+    },
+    /// → `FileWritten`.
+    FileAppend { path: String, data: Bytes },
+    /// Opens a chunked write → `WriteHandle`. Preconditions are checked here
+    /// and again at `FileWriteFinish`.
+    FileWriteStart { path: String, options: WriteOptions },
+    /// Writes `data` at `offset` of the pending file → `Ok`. Chunks may
+    /// arrive in any order.
+    FileWriteChunk {
+        handle: u64,
+        offset: u64,
+        data: Bytes,
+    },
+    /// Commits the pending file (rename into place when atomic) → `FileWritten`.
+    FileWriteFinish { handle: u64 },
+    /// Discards the pending file → `Ok`; the target is untouched.
+    FileWriteAbort { handle: u64 },
+
+    /// → `DirEntries`.
+    ReadDir {
+        path: String,
+        /// 1 = immediate children, 0 = unlimited.
+        depth: u64,
+        absolute: bool,
+        include_root: bool,
+    },
+    /// → `Ok`.
+    CreateDir { path: String, all: bool },
+    /// → `Ok`; a non-empty directory needs `force`.
+    Remove { path: String, force: bool },
+    /// Recursive for directories → `Ok`.
+    Copy { src: String, dst: String },
+    /// → `Ok`.
+    Rename {
+        src: String,
+        dst: String,
+        overwrite: bool,
+    },
+    /// → `Exists`.
+    Exists { path: String },
+    /// → `Metadata`.
+    Metadata {
+        path: String,
+        follow_symlinks: bool,
+        hash: bool,
+    },
+    /// → `Ok`.
+    SetPermissions {
+        path: String,
+        mode: Option<u32>,
+        readonly: Option<bool>,
+        recursive: bool,
+    },
+    /// Nearest ancestor directory of `path` (itself included) holding an
+    /// entry named one of `names` → `FoundUp`.
+    FindUp { path: String, names: Vec<String> },
+
+    /// → `Watching`, then `Changes` until `Unwatch` (terminal `Unwatched`).
+    Watch {
+        path: String,
+        recursive: bool,
+        exclude: Vec<String>,
+    },
+    /// → `Ok`.
+    Unwatch { watch: u64 },
+
+    /// → `SearchStarted`, then `SearchResults`, then terminal `SearchDone`.
+    Search { query: SearchQuery },
+    /// → `Ok`; the search then ends with `SearchDone`.
+    CancelSearch { search: u64 },
+
+    /// → `ProcSpawned`, then `ProcOutput`s, then terminal `ProcExit` after
+    /// every byte of output.
+    ProcSpawn {
+        cmd: Vec<String>,
+        cwd: Option<String>,
+        env: BTreeMap<String, String>,
+        pty: Option<PtySize>,
+        framing: OutputFraming,
+    },
+    /// → `Ok`.
+    ProcStdin { proc: u64, data: Bytes },
+    /// → `Ok`.
+    ProcCloseStdin { proc: u64 },
+    /// `signal` is a name like `TERM`, `KILL`, `INT`, `HUP` (default `TERM`);
+    /// delivered to the whole process group → `Ok`.
+    ProcKill { proc: u64, signal: Option<String> },
+    /// → `Ok`; `Unsupported` for a process without a PTY.
+    ProcResize { proc: u64, size: PtySize },
+}
+
+/// Kind of entry on disk.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum FileType {
+    File,
+    Dir,
+    Symlink,
+}
+
+/// One directory entry.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct DirEntry {
+    pub path: String,
+    pub file_type: FileType,
+    pub depth: u64,
+}
+
+/// A path that could not be read, with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PathError {
+    pub path: String,
+    pub message: String,
+}
+
+/// Size, modification time and etag of a file as read or written.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct FileStamp {
+    pub size: u64,
+    /// Unix milliseconds.
+    pub mtime: u64,
+    /// Changes whenever the content or mtime changes.
+    pub etag: String,
+}
+
+/// Metadata of one path.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Metadata {
+    pub file_type: FileType,
+    pub size: u64,
+    /// Unix milliseconds.
+    pub mtime: u64,
+    pub atime: Option<u64>,
+    pub ctime: Option<u64>,
+    pub readonly: bool,
+    pub mode: Option<u32>,
+    pub symlink_target: Option<String>,
+    /// Lowercase hex, when asked for and the path is a file.
+    pub sha256: Option<String>,
+    /// The etag writes are checked against (files only).
+    pub etag: Option<String>,
+}
+
+/// What happened to a watched path.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ChangeKind {
+    Created,
+    Modified,
+    Deleted,
+    Renamed,
+    Attributes,
+}
+
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Change {
+    pub kind: ChangeKind,
+    pub path: String,
+    /// New path of a rename, when known.
+    pub to: Option<String>,
+}
+
+/// A search hit. `line` (1-based) and `text` are set for contents matches.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SearchMatch {
+    pub path: String,
+    pub line: Option<u64>,
+    /// 1-based byte column of the first submatch.
+    pub column: Option<u64>,
+    pub text: Option<String>,
+    pub submatches: Vec<Submatch>,
+}
+
+/// Byte range of a match within `text` (or within the path).
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Submatch {
+    pub start: u64,
+    pub end: u64,
+}
+
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum OutputStream {
+    Stdout,
+    Stderr,
+}
+
+/// Machine the server runs on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SystemInfo {
+    pub os: String,
+    pub family: String,
+    pub arch: String,
+    pub current_dir: String,
+    pub separator: String,
+    pub username: String,
+    pub shell: String,
+}
+
+/// The server's version and what it can do.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct VersionInfo {
+    pub server: String,
+    pub protocol: (u16, u16),
+    pub capabilities: Vec<String>,
+}
+
+/// Why an operation failed; mirrors the bridge API's `error.data.kind`.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ErrorKind {
+    NotFound,
+    PermissionDenied,
+    AlreadyExists,
+    NotADirectory,
+    IsADirectory,
+    DirectoryNotEmpty,
+    /// A write precondition (etag) failed; nothing was written.
+    Conflict,
+    InvalidParams,
+    Unsupported,
+    Timeout,
+    /// A per-session limit (processes, watches, handles) was reached.
+    LimitExceeded,
+    Other,
+}
+
+/// A failed operation: what kind, and a sentence a person can act on.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ErrorReply {
+    pub kind: ErrorKind,
+    pub message: String,
+}
+
+/// The answer to one [`Op`], or one element of a stream.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub enum Reply {
+    Ok,
+    Error(ErrorReply),
+    Version(VersionInfo),
+    SystemInfo(SystemInfo),
+
+    FileChunk {
+        offset: u64,
+        data: Bytes,
+    },
+    /// Ends a `FileRead`: the stamp of the file as it was read.
+    FileEnd(FileStamp),
+    FileWritten(FileStamp),
+    WriteHandle {
+        handle: u64,
+    },
+
+    DirEntries {
+        entries: Vec<DirEntry>,
+        errors: Vec<PathError>,
+    },
+    Exists(bool),
+    Metadata(Metadata),
+    FoundUp(Option<String>),
+
+    Watching {
+        watch: u64,
+    },
+    Changes {
+        watch: u64,
+        changes: Vec<Change>,
+    },
+    /// Ends a watch stream (after `Unwatch`, or when the watch failed).
+    Unwatched {
+        watch: u64,
+        error: Option<String>,
+    },
+
+    SearchStarted {
+        search: u64,
+    },
+    SearchResults {
+        search: u64,
+        matches: Vec<SearchMatch>,
+    },
+    SearchDone {
+        search: u64,
+        truncated: bool,
+        error: Option<String>,
+    },
+
+    ProcSpawned {
+        proc: u64,
+        pid: u32,
+    },
+    ProcOutput {
+        proc: u64,
+        stream: OutputStream,
+        data: Bytes,
+    },
+    ProcExit {
+        proc: u64,
+        code: Option<i32>,
+        signal: Option<String>,
+    },
+}
+
+impl Reply {
+    /// Builds an error reply.
+    pub fn error(kind: ErrorKind, message: impl Into<String>) -> Self {
+        Reply::Error(ErrorReply {
+            kind,
+            message: message.into(),
+        })
+    }
+
+    /// True when no more replies will follow for the same origin: every
+    /// reply except the opening and middle elements of a stream.
+    pub fn is_terminal(&self) -> bool {
+        !matches!(
+            self,
+            Reply::FileChunk { .. }
+                | Reply::Watching { .. }
+                | Reply::Changes { .. }
+                | Reply::SearchStarted { .. }
+                | Reply::SearchResults { .. }
+                | Reply::ProcSpawned { .. }
+                | Reply::ProcOutput { .. }
+        )
+    }
+}
+
+/// Capabilities this protocol version defines; a server lists those it
+/// serves in [`VersionInfo::capabilities`].
+pub const CAPABILITIES: &[&str] = &[
+    "fs",
+    "fs-chunked",
+    "fs-etag",
+    "fs-atomic",
+    "find-up",
+    "watch",
+    "search",
+    "proc",
+    "pty",
+    "lsp",
+    "system-info",
+];
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn round_trip(m: &Message) {
+        let bytes = m.encode().expect("encode");
+        assert_eq!(&Message::decode(&bytes).expect("decode"), m);
+    }
+
+    #[test]
+    fn requests_and_responses_round_trip() {
+        round_trip(&Message::Request(Request {
+            id: 7,
+            payload: RequestPayload::Batch {
+                ops: vec![
+                    Op::Exists {
+                        path: "/tmp".into(),
+                    },
+                    Op::FileWrite {
+                        path: "/tmp/x".into(),
+                        data: Bytes::from_static(b"\x00\xffbinary"),
+                        options: WriteOptions::default(),
+                    },
+                ],
+                sequential: true,
+            },
+        }));
+        round_trip(&Message::Response(Response {
+            id: 1,
+            origin_id: 7,
+            payload: ResponsePayload::Single(Reply::ProcOutput {
+                proc: 3,
+                stream: OutputStream::Stderr,
+                data: Bytes::from_static(b"oops\n"),
+            }),
+        }));
+    }
+
+    #[test]
+    fn binary_data_stays_binary_on_the_wire() {
+        let data = vec![0xABu8; 4096];
+        let m = Message::Request(Request {
+            id: 1,
+            payload: RequestPayload::Single(Op::ProcStdin {
+                proc: 1,
+                data: Bytes::from(data),
+            }),
+        });
+        let bytes = m.encode().expect("encode");
+        // msgpack bin32/bin16 header + raw bytes, not an array of integers.
+        assert!(bytes.len() < 4096 + 64, "encoded {} bytes", bytes.len());
+    }
+
+    #[test]
+    fn garbage_is_an_error_not_a_panic() {
+        for input in [&b""[..], b"\xc1", b"\x81\xa7Request\x80", &[0xff; 64]] {
+            assert!(Message::decode(input).is_err());
+        }
+    }
+
+    #[test]
+    fn request_id_is_recovered_from_an_unknown_op() {
+        // A request whose op this version does not know still yields its id.
+        #[derive(Serialize)]
+        enum FutureOp {
+            Teleport { to: String },
+        }
+        #[derive(Serialize)]
+        struct FutureRequest {
+            id: u64,
+            payload: FuturePayload,
+        }
+        #[derive(Serialize)]
+        enum FuturePayload {
+            Single(FutureOp),
+        }
+        #[derive(Serialize)]
+        enum Envelope {
+            Request(FutureRequest),
+        }
+        let bytes = rmp_serde::to_vec_named(&Envelope::Request(FutureRequest {
+            id: 42,
+            payload: FuturePayload::Single(FutureOp::Teleport { to: "mars".into() }),
+        }))
+        .expect("encode");
+        assert!(Message::decode(&bytes).is_err());
+        assert_eq!(Message::peek_request_id(&bytes), Some(42));
+    }
+
+    #[test]
+    fn stream_openers_are_not_terminal() {
+        assert!(!Reply::ProcSpawned { proc: 1, pid: 2 }.is_terminal());
+        assert!(Reply::ProcExit {
+            proc: 1,
+            code: Some(0),
+            signal: None
+        }
+        .is_terminal());
+        assert!(Reply::Ok.is_terminal());
+        assert!(Reply::SearchDone {
+            search: 1,
+            truncated: false,
+            error: None
+        }
+        .is_terminal());
+    }
+}
