@@ -1,0 +1,503 @@
+//! The server half: accepts transports, runs handshakes under a cap on
+//! unauthenticated connections, and keeps sessions alive across
+//! connections.
+//!
+//! Each session has a task that owns its [`Session`] and the application's
+//! pipes. A connection that breaks leaves the task waiting for a resuming
+//! transport for the session's grace period (`session_ttl`); a resuming
+//! transport replaces a still-open old one at once. When the grace period
+//! runs out, or the session is closed, the task ends and the application's
+//! request channel closes, which is its cue to release the session's
+//! processes, watches and files.
+//!
+//! The application sees typed messages: one [`NewSession`] per
+//! authenticated session, with a receiver of [`Request`]s and a sender of
+//! [`Response`]s. A data record that is not a valid request is answered
+//! with an error response here and the session goes on.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use bytes::{Bytes, BytesMut};
+use tokio::io::AsyncWriteExt;
+use tokio::sync::{mpsc, Semaphore};
+
+use super::handshake::{drive, FramedIo};
+use super::link::{self, AppPipes, LinkEnd, LinkHooks};
+use super::transport::{tune_tcp, BoxTransport};
+use crate::auth::{Otp, SessionId};
+use crate::crypto::{Opener, Sealer};
+use crate::handshake::{
+    Established, EstablishedKind, HandshakeEvent, ServerConfig, ServerHandshake, StoredSession,
+};
+use crate::msg::{ErrorKind, Message, Reply, Request, Response, ResponsePayload};
+use crate::session::{Session, SessionConfig};
+
+/// Server-wide settings.
+#[derive(Clone)]
+pub struct ServerOptions {
+    pub handshake: Arc<ServerConfig>,
+    pub session: SessionConfig,
+    /// How long a disconnected session is kept for its client to resume.
+    pub session_ttl: Duration,
+    /// Sessions alive at once (connected or waiting for a resume).
+    pub max_sessions: usize,
+    /// Connections still in the handshake at once; more are dropped at once.
+    pub max_unauthenticated: usize,
+    /// Deadline for one handshake, authentication included.
+    pub handshake_timeout: Duration,
+    /// Capacity of each session's request and response channels.
+    pub channel_capacity: usize,
+}
+
+impl ServerOptions {
+    pub fn new(handshake: ServerConfig) -> Self {
+        Self {
+            handshake: Arc::new(handshake),
+            session: SessionConfig::default(),
+            session_ttl: Duration::from_secs(10 * 60),
+            max_sessions: 64,
+            max_unauthenticated: 64,
+            handshake_timeout: Duration::from_secs(10),
+            channel_capacity: 256,
+        }
+    }
+}
+
+/// An authenticated session, handed to the application once.
+pub struct NewSession {
+    pub id: SessionId,
+    /// Requests in arrival order; closes when the session ends for good.
+    pub requests: mpsc::Receiver<Request>,
+    /// Responses and stream elements for the client.
+    pub responses: mpsc::Sender<Response>,
+}
+
+/// A connection on its way to the session task.
+struct Attach {
+    io: FramedIo,
+    sealer: Sealer,
+    opener: Opener,
+    peer_received: u64,
+    /// The OTP this connection's resume rotated to. It replaces the stored
+    /// one only when the client's first record on *this* connection proves
+    /// the client saw `Resumed` (PROTOCOL.md §3.2); an abandoned or
+    /// preempted attempt never commits its rotation.
+    next_otp: Option<Otp>,
+}
+
+/// What the registry knows of one session.
+struct Slot {
+    otp: Otp,
+    received: Arc<AtomicU64>,
+    attach: mpsc::Sender<Attach>,
+}
+
+struct Inner {
+    options: ServerOptions,
+    sessions: Mutex<HashMap<SessionId, Slot>>,
+    unauthenticated: Arc<Semaphore>,
+    new_sessions: mpsc::Sender<NewSession>,
+}
+
+/// The accepting side of the protocol. Cheap to clone.
+#[derive(Clone)]
+pub struct Server {
+    inner: Arc<Inner>,
+}
+
+impl Server {
+    /// Creates a server; authenticated sessions arrive on the receiver.
+    pub fn new(options: ServerOptions) -> (Self, mpsc::Receiver<NewSession>) {
+        let (tx, rx) = mpsc::channel(16);
+        let unauthenticated = Arc::new(Semaphore::new(options.max_unauthenticated));
+        let server = Server {
+            inner: Arc::new(Inner {
+                options,
+                sessions: Mutex::new(HashMap::new()),
+                unauthenticated,
+                new_sessions: tx,
+            }),
+        };
+        (server, rx)
+    }
+
+    /// Sessions currently alive (connected or awaiting a resume).
+    pub fn session_count(&self) -> usize {
+        self.inner.sessions().len()
+    }
+
+    /// Accepts TCP connections forever.
+    pub async fn serve_tcp(&self, listener: tokio::net::TcpListener) -> std::io::Result<()> {
+        loop {
+            let (stream, peer) = match listener.accept().await {
+                Ok(s) => s,
+                Err(e) => {
+                    // Out of file descriptors and the like: wait, don't spin.
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                    continue;
+                }
+            };
+            if let Err(e) = tune_tcp(&stream) {
+                tracing::debug!(%peer, "could not tune socket: {e}");
+            }
+            tracing::debug!(%peer, "accepted");
+            self.accept(Box::new(stream));
+        }
+    }
+
+    /// Accepts Unix socket connections forever.
+    pub async fn serve_unix(&self, listener: tokio::net::UnixListener) -> std::io::Result<()> {
+        loop {
+            match listener.accept().await {
+                Ok((stream, _)) => self.accept(Box::new(stream)),
+                Err(e) => {
+                    tracing::warn!("accept failed: {e}");
+                    tokio::time::sleep(Duration::from_millis(100)).await;
+                }
+            }
+        }
+    }
+
+    /// Runs the handshake for one transport in the background.
+    pub fn accept(&self, transport: BoxTransport) {
+        let Ok(permit) = self.inner.unauthenticated.clone().try_acquire_owned() else {
+            tracing::warn!(
+                "dropping a connection: {} handshakes already in progress",
+                self.inner.options.max_unauthenticated
+            );
+            return;
+        };
+        let inner = self.inner.clone();
+        tokio::spawn(async move {
+            let result = inner.handshake(transport).await;
+            drop(permit);
+            match result {
+                Ok((io, established)) => inner.establish(io, established).await,
+                Err(e) => tracing::info!("handshake failed: {e}"),
+            }
+        });
+    }
+}
+
+impl Inner {
+    fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Slot>> {
+        // A panic while holding this lock cannot leave the map torn (every
+        // update is a single insert/remove/field store), so recover it.
+        self.sessions.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
+    async fn handshake(
+        &self,
+        transport: BoxTransport,
+    ) -> Result<(FramedIo, Established), super::handshake::DriveError> {
+        let mut io = FramedIo::new(transport);
+        let mut machine = ServerHandshake::new(
+            self.options.handshake.clone(),
+            &mut rand::rngs::OsRng,
+            Instant::now(),
+        );
+        drive(
+            &mut machine,
+            &mut io,
+            self.options.handshake_timeout,
+            |machine, event| match event {
+                HandshakeEvent::ResumeRequested(id) => {
+                    let found = self.sessions().get(&id).map(|slot| StoredSession {
+                        otp: slot.otp.clone(),
+                        received: slot.received.load(Ordering::SeqCst),
+                    });
+                    machine.provide_session(found)
+                }
+                other => {
+                    tracing::debug!(?other, "handshake event");
+                    Ok(())
+                }
+            },
+        )
+        .await?;
+        match machine.into_established() {
+            Ok(e) => Ok((io, e)),
+            Err(_) => Err(super::handshake::DriveError::Closed),
+        }
+    }
+
+    async fn establish(self: Arc<Self>, io: FramedIo, established: Established) {
+        let Established {
+            sealer,
+            opener,
+            session_id,
+            kind,
+            peer_software,
+        } = established;
+        match kind {
+            EstablishedKind::New { otp } => {
+                self.start_session(io, sealer, opener, session_id, otp, peer_software)
+                    .await
+            }
+            EstablishedKind::Resumed {
+                peer_received,
+                next_otp,
+                ..
+            } => {
+                let attach = self
+                    .sessions()
+                    .get(&session_id)
+                    .map(|slot| slot.attach.clone());
+                let Some(attach) = attach else {
+                    tracing::info!(%session_id, "session ended during its resume");
+                    return;
+                };
+                tracing::info!(%session_id, peer_received, "session resumed");
+                let _ = attach
+                    .send(Attach {
+                        io,
+                        sealer,
+                        opener,
+                        peer_received,
+                        next_otp: Some(next_otp),
+                    })
+                    .await;
+            }
+        }
+    }
+
+    async fn start_session(
+        self: Arc<Self>,
+        mut io: FramedIo,
+        mut sealer: Sealer,
+        opener: Opener,
+        id: SessionId,
+        otp: Otp,
+        peer_software: String,
+    ) {
+        let mut session = Session::new(self.options.session.clone());
+        if let Err(e) = session.connected(Instant::now(), None) {
+            tracing::warn!(%id, "could not start session: {e}");
+            return;
+        }
+        let full = self.sessions().len() >= self.options.max_sessions;
+        if full {
+            let reason = format!(
+                "the server already has {} sessions (its limit; raise it with --max-sessions)",
+                self.options.max_sessions
+            );
+            tracing::warn!(%id, "{reason}");
+            session.close(&reason);
+            let mut out = BytesMut::new();
+            while let Some(t) = session.poll_transmit(Instant::now()) {
+                if sealer.seal_into(&t.parts(), &mut out).is_err() {
+                    break;
+                }
+            }
+            let _ = tokio::time::timeout(Duration::from_millis(500), async {
+                io.writer.write_all(&out).await?;
+                io.writer.flush().await
+            })
+            .await;
+            return;
+        }
+
+        let cap = self.options.channel_capacity;
+        let (attach_tx, attach_rx) = mpsc::channel(1);
+        let received = Arc::new(AtomicU64::new(0));
+        self.sessions().insert(
+            id,
+            Slot {
+                otp,
+                received: received.clone(),
+                attach: attach_tx,
+            },
+        );
+
+        // Bytes pipes between the session task and the typed adapters.
+        let (bytes_out_tx, bytes_out_rx) = mpsc::channel::<Bytes>(cap);
+        let (bytes_in_tx, bytes_in_rx) = mpsc::channel::<Bytes>(cap);
+        let (req_tx, req_rx) = mpsc::channel::<Request>(cap);
+        let (resp_tx, resp_rx) = mpsc::channel::<Response>(cap);
+        tokio::spawn(decode_requests(bytes_in_rx, req_tx, bytes_out_tx.clone()));
+        tokio::spawn(encode_responses(resp_rx, bytes_out_tx));
+
+        tracing::info!(%id, peer = %peer_software, "session started");
+        if self
+            .new_sessions
+            .send(NewSession {
+                id,
+                requests: req_rx,
+                responses: resp_tx,
+            })
+            .await
+            .is_err()
+        {
+            tracing::warn!("the application is not accepting sessions");
+            self.sessions().remove(&id);
+            return;
+        }
+
+        let task = SessionTask {
+            inner: self.clone(),
+            id,
+            session,
+            pipes: AppPipes::new(bytes_out_rx, bytes_in_tx),
+            attach_rx,
+            received,
+        };
+        tokio::spawn(task.run(Attach {
+            io,
+            sealer,
+            opener,
+            peer_received: 0,
+            next_otp: None,
+        }));
+    }
+}
+
+struct SessionTask {
+    inner: Arc<Inner>,
+    id: SessionId,
+    session: Session,
+    pipes: AppPipes,
+    attach_rx: mpsc::Receiver<Attach>,
+    received: Arc<AtomicU64>,
+}
+
+/// Commits a resumed connection's rotated OTP on its first record, and
+/// publishes the received count for resume lookups.
+struct ServerHooks<'a> {
+    inner: &'a Inner,
+    id: SessionId,
+    received: &'a AtomicU64,
+    next_otp: Option<Otp>,
+}
+
+impl LinkHooks for ServerHooks<'_> {
+    fn first_record(&mut self) {
+        if let Some(next) = self.next_otp.take() {
+            if let Some(slot) = self.inner.sessions().get_mut(&self.id) {
+                slot.otp = next;
+            }
+        }
+    }
+
+    fn received(&mut self, count: u64) {
+        self.received.store(count, Ordering::SeqCst);
+    }
+}
+
+impl SessionTask {
+    async fn run(mut self, first: Attach) {
+        let mut next = Some((first, true));
+        while let Some((attach, is_new)) = next.take() {
+            let Attach {
+                mut io,
+                mut sealer,
+                mut opener,
+                peer_received,
+                next_otp,
+            } = attach;
+            if !is_new {
+                if let Err(e) = self.session.connected(Instant::now(), Some(peer_received)) {
+                    tracing::warn!(id = %self.id, "resume failed: {e}");
+                    break;
+                }
+            }
+            let mut hooks = ServerHooks {
+                inner: &self.inner,
+                id: self.id,
+                received: &self.received,
+                next_otp,
+            };
+            let end = link::run(
+                &mut io,
+                &mut sealer,
+                &mut opener,
+                &mut self.session,
+                &mut self.pipes,
+                Some(&mut self.attach_rx),
+                &mut hooks,
+            )
+            .await;
+            self.session.disconnected();
+            match end {
+                LinkEnd::Preempted(attach) => {
+                    tracing::info!(id = %self.id, "a resuming connection replaced the old one");
+                    next = Some((attach, false));
+                }
+                LinkEnd::Broken(detail) => {
+                    tracing::info!(id = %self.id, %detail, "connection lost; keeping the session");
+                    let ttl = self.inner.options.session_ttl;
+                    match tokio::time::timeout(ttl, self.attach_rx.recv()).await {
+                        Ok(Some(attach)) => next = Some((attach, false)),
+                        Ok(None) => {}
+                        Err(_) => tracing::info!(
+                            id = %self.id,
+                            "no resume within {} s; ending the session",
+                            ttl.as_secs()
+                        ),
+                    }
+                }
+                LinkEnd::SessionOver(outcome) => {
+                    tracing::info!(id = %self.id, ?outcome, "session over");
+                }
+            }
+        }
+        self.inner.sessions().remove(&self.id);
+        // Dropping the pipes closes the application's request channel.
+    }
+}
+
+/// Data records → typed requests. A record that is not a request gets an
+/// error response, and the session goes on.
+async fn decode_requests(
+    mut bytes_in: mpsc::Receiver<Bytes>,
+    requests: mpsc::Sender<Request>,
+    bytes_out: mpsc::Sender<Bytes>,
+) {
+    while let Some(bytes) = bytes_in.recv().await {
+        let error = match Message::decode(&bytes) {
+            Ok(Message::Request(request)) => {
+                if requests.send(request).await.is_err() {
+                    return;
+                }
+                continue;
+            }
+            Ok(Message::Response(_)) => "clients send requests, not responses".to_string(),
+            Err(e) => e.to_string(),
+        };
+        let origin_id = Message::peek_request_id(&bytes).unwrap_or(0);
+        tracing::warn!(origin_id, "rejecting a request: {error}");
+        let response = Message::Response(Response {
+            id: 0,
+            origin_id,
+            payload: ResponsePayload::Single(Reply::error(
+                ErrorKind::InvalidParams,
+                format!("the server could not understand request {origin_id}: {error}"),
+            )),
+        });
+        match response.encode() {
+            Ok(encoded) => {
+                if bytes_out.send(Bytes::from(encoded)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!("could not encode an error response: {e}"),
+        }
+    }
+}
+
+/// Typed responses → data records.
+async fn encode_responses(mut responses: mpsc::Receiver<Response>, bytes_out: mpsc::Sender<Bytes>) {
+    while let Some(response) = responses.recv().await {
+        match Message::Response(response).encode() {
+            Ok(encoded) => {
+                if bytes_out.send(Bytes::from(encoded)).await.is_err() {
+                    return;
+                }
+            }
+            Err(e) => tracing::error!("could not encode a response: {e}"),
+        }
+    }
+}

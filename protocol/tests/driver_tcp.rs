@@ -1,0 +1,381 @@
+//! The tokio driver over real TCP sockets on loopback, with a
+//! fault-injecting proxy between client and server: cuts, black holes,
+//! refused reconnects, a forgotten session, garbage on the port.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bytes::Bytes;
+use distant_protocol::auth::StaticKey;
+use distant_protocol::driver::client::{self, ClientOptions, DialFuture, ReconnectPolicy};
+use distant_protocol::driver::rpc::{RpcClient, RpcError};
+use distant_protocol::driver::server::{Server, ServerOptions};
+use distant_protocol::driver::transport::dial_tcp;
+use distant_protocol::driver::ConnectionState;
+use distant_protocol::handshake::{ClientConfig, ServerConfig};
+use distant_protocol::msg::{FileStamp, Op, Reply, Response, ResponsePayload};
+use rand::SeedableRng;
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+/// A tiny application: appends go to in-memory files, `Exists` answers
+/// true, `ProcStdin` echoes its data back as a stream of one chunk.
+type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
+
+async fn start_server(key: &StaticKey, ttl: Duration) -> (SocketAddr, Files, Server, JoinHandle<()>) {
+    let mut config = ServerConfig::default();
+    config.static_key = Some(key.clone());
+    config.failure_delay = Duration::from_millis(50);
+    let mut options = ServerOptions::new(config);
+    options.session_ttl = ttl;
+    let (server, mut sessions) = Server::new(options);
+    let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    let files: Files = Arc::default();
+    let app_files = files.clone();
+    let serve = server.clone();
+    let handle = tokio::spawn(async move {
+        tokio::spawn(async move {
+            let _ = serve.serve_tcp(listener).await;
+        });
+        while let Some(mut session) = sessions.recv().await {
+            let files = app_files.clone();
+            tokio::spawn(async move {
+                let mut next_id = 1;
+                while let Some(request) = session.requests.recv().await {
+                    let reply = match request.payload {
+                        distant_protocol::msg::RequestPayload::Single(Op::FileAppend { path, data }) => {
+                            let mut files = files.lock().unwrap();
+                            let file = files.entry(path).or_default();
+                            file.extend_from_slice(&data);
+                            Reply::FileWritten(FileStamp {
+                                size: file.len() as u64,
+                                mtime: 0,
+                                etag: String::new(),
+                            })
+                        }
+                        distant_protocol::msg::RequestPayload::Single(Op::Exists { .. }) => {
+                            Reply::Exists(true)
+                        }
+                        _ => Reply::Ok,
+                    };
+                    next_id += 1;
+                    let response = Response {
+                        id: next_id,
+                        origin_id: request.id,
+                        payload: ResponsePayload::Single(reply),
+                    };
+                    if session.responses.send(response).await.is_err() {
+                        break;
+                    }
+                }
+            });
+        }
+    });
+    (addr, files, server, handle)
+}
+
+/// A TCP relay that can cut, black-hole or refuse connections.
+#[derive(Clone)]
+struct FaultProxy {
+    addr: SocketAddr,
+    target: Arc<Mutex<SocketAddr>>,
+    relays: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    blackhole: Arc<AtomicBool>,
+    refuse: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = FaultProxy {
+            addr: listener.local_addr().unwrap(),
+            target: Arc::new(Mutex::new(target)),
+            relays: Arc::default(),
+            blackhole: Arc::default(),
+            refuse: Arc::default(),
+        };
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if p.refuse.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = *p.target.lock().unwrap();
+                let Ok(outbound) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                let a = tokio::spawn(pump(ri, wo, p.blackhole.clone()));
+                let b = tokio::spawn(pump(ro, wi, p.blackhole.clone()));
+                p.relays.lock().unwrap().extend([a, b]);
+            }
+        });
+        proxy
+    }
+
+    /// Drops every relayed connection (both sockets close).
+    fn cut(&self) {
+        for relay in self.relays.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    blackhole: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 16 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if blackhole.load(Ordering::SeqCst) {
+            continue; // swallowed: the link looks alive but nothing arrives
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+fn client_options(key: &StaticKey) -> ClientOptions {
+    let mut config = ClientConfig::default();
+    config.static_key = Some(key.clone());
+    let mut options = ClientOptions::new(config);
+    options.reconnect = ReconnectPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(300),
+        give_up_after: Duration::from_secs(20),
+    };
+    options.dial_timeout = Duration::from_secs(2);
+    options.handshake_timeout = Duration::from_secs(2);
+    options
+}
+
+async fn connect_via(addr: SocketAddr, key: &StaticKey) -> Result<RpcClient, client::ConnectError> {
+    let target = addr.to_string();
+    let dialer = Arc::new(move || -> DialFuture {
+        let target = target.clone();
+        Box::pin(async move { dial_tcp(&target, Duration::from_secs(2)).await })
+    });
+    let session = client::connect(client_options(key), dialer).await?;
+    Ok(RpcClient::new(session))
+}
+
+fn key(seed: u64) -> StaticKey {
+    StaticKey::generate(&mut rand_chacha::ChaCha20Rng::seed_from_u64(seed))
+}
+
+async fn wait_for_state(rpc: &RpcClient, want: &str, within: Duration) -> ConnectionState {
+    let mut state = rpc.state();
+    let result = tokio::time::timeout(within, async {
+        loop {
+            let current = state.borrow_and_update().clone();
+            if current.word() == want {
+                return current;
+            }
+            if state.changed().await.is_err() {
+                return state.borrow().clone();
+            }
+        }
+    })
+    .await;
+    result.unwrap_or_else(|_| panic!("state did not become {want} within {within:?}"))
+}
+
+#[tokio::test]
+async fn requests_are_answered_over_tcp() {
+    let k = key(1);
+    let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let rpc = connect_via(addr, &k).await.unwrap();
+    assert_eq!(rpc.call(Op::Exists { path: "/".into() }).await.unwrap(), Reply::Exists(true));
+    let replies = rpc
+        .call_batch(vec![Op::Exists { path: "/a".into() }, Op::Version], false)
+        .await
+        .unwrap();
+    assert_eq!(replies, vec![Reply::Exists(true), Reply::Ok]);
+}
+
+#[tokio::test]
+async fn a_wrong_key_is_refused_with_a_clear_error() {
+    let (addr, _, _, _) = start_server(&key(1), Duration::from_secs(60)).await;
+    let err = match connect_via(addr, &key(2)).await {
+        Ok(_) => panic!("connected with the wrong key"),
+        Err(e) => e.to_string(),
+    };
+    assert!(err.to_lowercase().contains("auth"), "unhelpful error: {err}");
+}
+
+/// Appends pipelined through repeated cuts land exactly once, in order.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_survive_cuts_exactly_once() {
+    let k = key(3);
+    let (addr, files, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let proxy = FaultProxy::start(addr).await;
+    let rpc = connect_via(proxy.addr, &k).await.unwrap();
+
+    let writer = {
+        let rpc = rpc.clone();
+        tokio::spawn(async move {
+            let mut pending = Vec::new();
+            for i in 0..2000u32 {
+                let rpc = rpc.clone();
+                pending.push(tokio::spawn(async move {
+                    rpc.call(Op::FileAppend {
+                        path: "log".into(),
+                        data: Bytes::from(format!("{i:05}\n")),
+                    })
+                    .await
+                }));
+                if i % 100 == 0 {
+                    tokio::time::sleep(Duration::from_millis(5)).await;
+                }
+            }
+            let mut answered = 0;
+            for p in pending {
+                match p.await.unwrap() {
+                    Ok(Reply::FileWritten(_)) => answered += 1,
+                    other => panic!("append failed: {other:?}"),
+                }
+            }
+            answered
+        })
+    };
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(40)).await;
+        proxy.cut();
+    }
+    let answered = tokio::time::timeout(Duration::from_secs(30), writer)
+        .await
+        .expect("appends did not finish")
+        .unwrap();
+    assert_eq!(answered, 2000);
+    // Spawned calls may be sent in any order; each line must appear once.
+    let content = files.lock().unwrap().get("log").cloned().unwrap_or_default();
+    let mut lines: Vec<&str> = std::str::from_utf8(&content).unwrap().lines().collect();
+    assert_eq!(lines.len(), 2000, "an append was lost or duplicated");
+    lines.sort();
+    lines.dedup();
+    assert_eq!(lines.len(), 2000, "an append was duplicated");
+}
+
+/// A link that goes silent (not closed) is declared dead within seconds and
+/// replaced; the request made meanwhile completes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_black_holed_link_is_replaced() {
+    let k = key(4);
+    let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let proxy = FaultProxy::start(addr).await;
+    let rpc = connect_via(proxy.addr, &k).await.unwrap();
+    rpc.call(Op::Version).await.unwrap();
+
+    proxy.blackhole.store(true, Ordering::SeqCst);
+    let started = tokio::time::Instant::now();
+    let call = {
+        let rpc = rpc.clone();
+        tokio::spawn(async move { rpc.call(Op::Exists { path: "/".into() }).await })
+    };
+    wait_for_state(&rpc, "reconnecting", Duration::from_secs(10)).await;
+    let detected = started.elapsed();
+    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.cut();
+    wait_for_state(&rpc, "connected", Duration::from_secs(10)).await;
+    assert_eq!(call.await.unwrap().unwrap(), Reply::Exists(true));
+    assert!(detected < Duration::from_secs(8), "took {detected:?} to notice the dead link");
+}
+
+/// While reconnects are refused the client keeps trying; when the link
+/// comes back the session resumes.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn refused_reconnects_are_retried() {
+    let k = key(5);
+    let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let proxy = FaultProxy::start(addr).await;
+    let rpc = connect_via(proxy.addr, &k).await.unwrap();
+    proxy.refuse.store(true, Ordering::SeqCst);
+    proxy.cut();
+    let call = {
+        let rpc = rpc.clone();
+        tokio::spawn(async move { rpc.call(Op::Version).await })
+    };
+    wait_for_state(&rpc, "reconnecting", Duration::from_secs(5)).await;
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    proxy.refuse.store(false, Ordering::SeqCst);
+    assert_eq!(
+        tokio::time::timeout(Duration::from_secs(10), call).await.unwrap().unwrap().unwrap(),
+        Reply::Ok
+    );
+}
+
+/// A server that forgot the session (restarted) makes the client report
+/// "lost" and fail the waiting request — never hang.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_forgotten_session_is_lost_not_hung() {
+    let k = key(6);
+    let (addr1, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let (addr2, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let proxy = FaultProxy::start(addr1).await;
+    let rpc = connect_via(proxy.addr, &k).await.unwrap();
+    rpc.call(Op::Version).await.unwrap();
+
+    // "Restart" the server: new connections reach a server without the session.
+    *proxy.target.lock().unwrap() = addr2;
+    proxy.blackhole.store(true, Ordering::SeqCst);
+    let call = {
+        let rpc = rpc.clone();
+        tokio::spawn(async move { rpc.call(Op::Version).await })
+    };
+    tokio::time::sleep(Duration::from_millis(100)).await;
+    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.cut();
+
+    let result = tokio::time::timeout(Duration::from_secs(15), call)
+        .await
+        .expect("the waiting request hung instead of failing")
+        .unwrap();
+    match result {
+        Err(RpcError::ConnectionLost(reason)) => {
+            assert!(reason.contains("no longer has this session"), "{reason}")
+        }
+        other => panic!("expected connection lost, got {other:?}"),
+    }
+    assert_eq!(wait_for_state(&rpc, "lost", Duration::from_secs(5)).await.word(), "lost");
+    // New requests fail at once too.
+    assert!(matches!(rpc.call(Op::Version).await, Err(RpcError::ConnectionLost(_))));
+}
+
+/// Garbage on the port, a huge length prefix and a stalled peer do not
+/// disturb a working session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn hostile_connections_do_not_disturb_a_session() {
+    let k = key(7);
+    let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let rpc = connect_via(addr, &k).await.unwrap();
+    let mut hostile = Vec::new();
+    for i in 0..50u32 {
+        let mut s = TcpStream::connect(addr).await.unwrap();
+        match i % 3 {
+            0 => {
+                let _ = s.write_all(&[0xff; 4096]).await;
+            }
+            1 => {
+                let _ = s.write_all(&u32::MAX.to_be_bytes()).await;
+            }
+            _ => {} // says nothing at all
+        }
+        hostile.push(s);
+    }
+    for _ in 0..20 {
+        assert_eq!(rpc.call(Op::Exists { path: "/".into() }).await.unwrap(), Reply::Exists(true));
+    }
+}
