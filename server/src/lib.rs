@@ -28,6 +28,7 @@ pub mod system;
 
 // C2's modules. Declared through a macro so `cargo fmt` does not go looking
 // for the files before they are merged; enable with `--features c2-handlers`.
+#[cfg(feature = "c2-handlers")]
 macro_rules! c2_handler_modules {
     () => {
         pub mod proc;
