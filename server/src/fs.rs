@@ -51,7 +51,7 @@ use std::io::{self, Read, Write};
 use std::os::unix::ffi::OsStrExt;
 use std::os::unix::fs::{FileExt, MetadataExt, OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 
 use bytes::Bytes;
@@ -574,6 +574,18 @@ struct PendingWrite {
     /// Chunks hold it shared while they write; finish and abort take it
     /// exclusively, so they run after every chunk admitted before them.
     gate: Arc<RwLock<()>>,
+    /// Set once the temp file was renamed into place or removed; until
+    /// then dropping the last reference removes it (session end, a
+    /// cancelled finish).
+    done: AtomicBool,
+}
+
+impl Drop for PendingWrite {
+    fn drop(&mut self) {
+        if !self.done.load(Ordering::Acquire) {
+            let _ = fs::remove_file(&self.tmp);
+        }
+    }
 }
 
 /// Per-session file state: the pending chunked writes.
@@ -644,10 +656,11 @@ impl Files {
             tmp,
             file,
             gate: Arc::new(RwLock::new(())),
+            done: AtomicBool::new(false),
         });
         let mut table = self.table();
         if table.len() >= self.limits.max_write_handles {
-            let _ = fs::remove_file(&write.tmp);
+            drop(write);
             return Err(over_limit());
         }
         let handle = self.next_handle.fetch_add(1, Ordering::Relaxed);
@@ -704,12 +717,11 @@ impl Files {
         Ok(AdmittedEnd { handle, write })
     }
 
-    /// Discards every pending write (session end): temp files removed.
+    /// Discards every pending write (session end): each temp file is
+    /// removed as soon as no chunk is writing to it any more.
     pub fn shutdown(&self) {
         let pending: Vec<_> = self.table().drain().collect();
-        for (_, w) in pending {
-            let _ = fs::remove_file(&w.tmp);
-        }
+        drop(pending);
     }
 }
 
@@ -763,8 +775,12 @@ impl AdmittedEnd {
     /// Discards the pending file → `Ok`.
     pub async fn abort(self) -> Reply {
         let _guard = self.exclusive().await;
-        let tmp = self.write.tmp.clone();
-        let _ = tokio::task::spawn_blocking(move || fs::remove_file(tmp)).await;
+        let write = self.write.clone();
+        let _ = tokio::task::spawn_blocking(move || {
+            let _ = fs::remove_file(&write.tmp);
+            write.done.store(true, Ordering::Release);
+        })
+        .await;
         Reply::Ok
     }
 }
@@ -772,7 +788,10 @@ impl AdmittedEnd {
 fn finish_blocking(w: &PendingWrite) -> Result<FileStamp> {
     const OP: &str = "write";
     if w.options.atomic {
-        return commit_atomic(OP, &w.target, &w.tmp, &w.file, &w.options);
+        let r = commit_atomic(OP, &w.target, &w.tmp, &w.file, &w.options);
+        // Renamed into place, or removed by commit_atomic on failure.
+        w.done.store(true, Ordering::Release);
+        return r;
     }
     let result = (|| {
         let now = current(OP, &w.target.shown, &w.target.real)?;
@@ -788,6 +807,7 @@ fn finish_blocking(w: &PendingWrite) -> Result<FileStamp> {
             .map_err(|e| io_error(OP, &w.target.shown, &e))
     })();
     let _ = fs::remove_file(&w.tmp);
+    w.done.store(true, Ordering::Release);
     result
 }
 
