@@ -381,8 +381,13 @@ fn create_temp(op: &str, target: &Target) -> Result<(PathBuf, File)> {
             Err(e) => {
                 let mut r = io_error(op, &target.shown, &e);
                 if r.kind == ErrorKind::PermissionDenied {
+                    let hint = if target.existing.is_some() {
+                        "atomic writes need write access to the directory; pass atomic false to write the file in place"
+                    } else {
+                        "check the directory's permissions"
+                    };
                     r.message = format!(
-                        "cannot {op} {}: permission denied creating a temporary file in {} (atomic writes need write access to the directory; pass atomic false to write the file in place)",
+                        "cannot {op} {}: permission denied creating a file in {} ({hint})",
                         target.shown.display(),
                         dir.display()
                     );
