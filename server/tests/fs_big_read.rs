@@ -51,7 +51,10 @@ async fn one_gib_sparse_file_streams_with_bounded_memory() {
         tokio::time::sleep(Duration::from_millis(150)).await;
         assert!(c.rx.len() <= CAPACITY, "queued {} responses", c.rx.len());
         let r = c.next_for(id).await;
-        assert!(matches!(r.payload, ResponsePayload::Single(Reply::FileChunk { .. })));
+        assert!(matches!(
+            r.payload,
+            ResponsePayload::Single(Reply::FileChunk { .. })
+        ));
         // (The three chunks read here are checked for count below.)
         if let ResponsePayload::Single(Reply::FileChunk { offset, data }) = r.payload {
             if offset == 0 {

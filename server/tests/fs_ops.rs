@@ -128,13 +128,19 @@ async fn write_errors_missing_parent_not_a_directory_exists_create() {
         .await;
     assert_eq!(err_kind(&r), ErrorKind::NotADirectory, "{r:?}");
     // overwrite false on an existing file.
-    let r = c.write(&s(&file), b"y", opts(true, false, None, true)).await;
+    let r = c
+        .write(&s(&file), b"y", opts(true, false, None, true))
+        .await;
     assert_eq!(err_kind(&r), ErrorKind::AlreadyExists);
     assert!(err_msg(&r).contains("overwrite"));
     assert_eq!(fs::read(&file).unwrap(), b"x");
     // create false on a missing file.
     let r = c
-        .write(&s(&dir.path().join("new")), b"y", opts(false, true, None, true))
+        .write(
+            &s(&dir.path().join("new")),
+            b"y",
+            opts(false, true, None, true),
+        )
         .await;
     assert_eq!(err_kind(&r), ErrorKind::NotFound);
     assert!(!dir.path().join("new").exists());
@@ -230,7 +236,17 @@ async fn read_dir_sorted_with_depth_absolute_and_root() {
     let names: Vec<_> = all.iter().map(|e| e.0.as_str()).collect();
     assert_eq!(
         names,
-        ["a", "a/1.txt", "a-b", "b", "b/c", "b/c/d", "b/c/d/deep.txt", "link", "z.txt"]
+        [
+            "a",
+            "a/1.txt",
+            "a-b",
+            "b",
+            "b/c",
+            "b/c/d",
+            "b/c/d/deep.txt",
+            "link",
+            "z.txt"
+        ]
     );
     assert_eq!(all[6].2, 4);
 
@@ -273,7 +289,10 @@ async fn create_dir_and_remove() {
         .await;
     assert_eq!(err_kind(&r), ErrorKind::NotFound);
     let m = err_msg(&r);
-    assert!(m.contains(&s(&dir.path().join("x/y"))) && m.contains("all"), "{m}");
+    assert!(
+        m.contains(&s(&dir.path().join("x/y"))) && m.contains("all"),
+        "{m}"
+    );
     assert_eq!(
         c.call(Op::CreateDir {
             path: s(&deep),
@@ -311,7 +330,9 @@ async fn create_dir_and_remove() {
     assert_eq!(err_kind(&r), ErrorKind::DirectoryNotEmpty);
     assert_eq!(
         err_msg(&r),
-        format!("cannot remove {x}: directory not empty (pass force to remove it and everything in it)")
+        format!(
+            "cannot remove {x}: directory not empty (pass force to remove it and everything in it)"
+        )
     );
     assert!(deep.join("f").exists());
     // File, then forced dir.
@@ -379,9 +400,16 @@ async fn copy_files_trees_and_links() {
         Reply::Ok
     );
     assert_eq!(fs::read(dst.join("b/c/d/deep.txt")).unwrap(), b"d");
-    assert_eq!(fs::read_link(dst.join("link")).unwrap(), std::path::Path::new("z.txt"));
     assert_eq!(
-        fs::metadata(dst.join("z.txt")).unwrap().permissions().mode() & 0o777,
+        fs::read_link(dst.join("link")).unwrap(),
+        std::path::Path::new("z.txt")
+    );
+    assert_eq!(
+        fs::metadata(dst.join("z.txt"))
+            .unwrap()
+            .permissions()
+            .mode()
+            & 0o777,
         0o640
     );
     // Destination exists (directory).
@@ -485,7 +513,11 @@ async fn exists_metadata_and_symlinks() {
         (dir.path().join("missing"), false),
         (f.join("under-a-file"), false),
     ] {
-        assert_eq!(c.call(Op::Exists { path: s(&p) }).await, Reply::Exists(want), "{p:?}");
+        assert_eq!(
+            c.call(Op::Exists { path: s(&p) }).await,
+            Reply::Exists(want),
+            "{p:?}"
+        );
     }
     let meta = |path: &std::path::Path, follow| Op::Metadata {
         path: s(path),
@@ -615,16 +647,23 @@ async fn find_up_finds_nearest_marker() {
     };
     let some = |p: std::path::PathBuf| Reply::FoundUp(Some(s(&p)));
     assert_eq!(
-        c.call(up(root.join("src/deep/er/main.rs"), &["Cargo.toml"])).await,
+        c.call(up(root.join("src/deep/er/main.rs"), &["Cargo.toml"]))
+            .await,
         some(root.clone())
     );
     assert_eq!(
-        c.call(up(root.join("src/deep/er/main.rs"), &["Cargo.toml", ".git"]))
-            .await,
+        c.call(up(
+            root.join("src/deep/er/main.rs"),
+            &["Cargo.toml", ".git"]
+        ))
+        .await,
         some(root.join("src/deep"))
     );
     // A directory is its own first candidate.
-    assert_eq!(c.call(up(root.clone(), &["Cargo.toml"])).await, some(root.clone()));
+    assert_eq!(
+        c.call(up(root.clone(), &["Cargo.toml"])).await,
+        some(root.clone())
+    );
     // A file that does not exist yet still searches from its directory.
     assert_eq!(
         c.call(up(root.join("src/new.rs"), &["Cargo.toml"])).await,

@@ -28,7 +28,10 @@ async fn atomic_write_keeps_mode_and_replaces_inode() {
     fs::set_permissions(&p, fs::Permissions::from_mode(0o751)).unwrap();
     let ino = fs::metadata(&p).unwrap().ino();
     let mut c = Client::start();
-    let st = written(&c.write(&s(&p), b"new contents", WriteOptions::default()).await);
+    let st = written(
+        &c.write(&s(&p), b"new contents", WriteOptions::default())
+            .await,
+    );
     let m = fs::metadata(&p).unwrap();
     assert_eq!(m.permissions().mode() & 0o7777, 0o751);
     assert_ne!(m.ino(), ino, "atomic write renamed a new file into place");
@@ -41,7 +44,10 @@ async fn atomic_write_keeps_mode_and_replaces_inode() {
     assert_ne!(fs::metadata(&n).unwrap().permissions().mode() & 0o600, 0);
     // Non-atomic keeps the inode.
     let ino = fs::metadata(&p).unwrap().ino();
-    written(&c.write(&s(&p), b"in place", opts(true, true, None, false)).await);
+    written(
+        &c.write(&s(&p), b"in place", opts(true, true, None, false))
+            .await,
+    );
     assert_eq!(fs::metadata(&p).unwrap().ino(), ino);
     assert_eq!(fs::read(&p).unwrap(), b"in place");
     c.close().await;
@@ -56,7 +62,10 @@ async fn write_through_symlink_writes_its_target() {
     std::os::unix::fs::symlink("real", &link).unwrap();
     let mut c = Client::start();
     written(&c.write(&s(&link), b"new", WriteOptions::default()).await);
-    assert!(fs::symlink_metadata(&link).unwrap().file_type().is_symlink());
+    assert!(fs::symlink_metadata(&link)
+        .unwrap()
+        .file_type()
+        .is_symlink());
     assert_eq!(fs::read(&real).unwrap(), b"new");
     c.close().await;
 }
@@ -74,22 +83,36 @@ async fn etag_conflict_writes_nothing() {
             .write(&s(&p), b"mine", opts(true, true, Some(&v1.etag), atomic))
             .await;
         assert_eq!(err_kind(&r), ErrorKind::Conflict);
-        assert!(err_msg(&r).contains("changed since you read it"), "{}", err_msg(&r));
+        assert!(
+            err_msg(&r).contains("changed since you read it"),
+            "{}",
+            err_msg(&r)
+        );
         assert_eq!(fs::read(&p).unwrap(), b"theirs");
         assert!(temp_files(dir.path()).is_empty());
     }
     // With the current etag the write goes through.
     let (_, now) = c.read(&s(&p)).await.unwrap();
-    let v2 = written(&c.write(&s(&p), b"mine", opts(true, true, Some(&now.etag), true)).await);
+    let v2 = written(
+        &c.write(&s(&p), b"mine", opts(true, true, Some(&now.etag), true))
+            .await,
+    );
     assert_eq!(fs::read(&p).unwrap(), b"mine");
     // "" means must not exist.
-    let r = c.write(&s(&p), b"x", opts(true, true, Some(""), true)).await;
+    let r = c
+        .write(&s(&p), b"x", opts(true, true, Some(""), true))
+        .await;
     assert_eq!(err_kind(&r), ErrorKind::Conflict);
     let fresh = dir.path().join("fresh");
-    written(&c.write(&s(&fresh), b"x", opts(true, true, Some(""), true)).await);
+    written(
+        &c.write(&s(&fresh), b"x", opts(true, true, Some(""), true))
+            .await,
+    );
     // A removed file conflicts with its old etag.
     fs::remove_file(&p).unwrap();
-    let r = c.write(&s(&p), b"x", opts(true, true, Some(&v2.etag), true)).await;
+    let r = c
+        .write(&s(&p), b"x", opts(true, true, Some(&v2.etag), true))
+        .await;
     assert_eq!(err_kind(&r), ErrorKind::Conflict);
     assert!(!p.exists());
     c.close().await;
@@ -113,7 +136,9 @@ async fn chunked_write_out_of_order_then_finish() {
     let dir = tempfile::tempdir().unwrap();
     let p = dir.path().join("big.bin");
     fs::write(&p, b"old").unwrap();
-    let data: Vec<u8> = (0..(3 * MAX_CHUNK + 123)).map(|i| (i % 251) as u8).collect();
+    let data: Vec<u8> = (0..(3 * MAX_CHUNK + 123))
+        .map(|i| (i % 251) as u8)
+        .collect();
     let mut c = Client::start();
     for atomic in [true, false] {
         let h = start(&mut c, &p, opts(true, true, None, atomic)).await;
@@ -133,7 +158,11 @@ async fn chunked_write_out_of_order_then_finish() {
         for id in ids {
             assert_eq!(c.reply_for(id).await, Reply::Ok);
         }
-        assert_eq!(fs::read(&p).unwrap(), b"old", "target untouched until finish");
+        assert_eq!(
+            fs::read(&p).unwrap(),
+            b"old",
+            "target untouched until finish"
+        );
         let st = written(&c.call(Op::FileWriteFinish { handle: h }).await);
         assert_eq!(st.size, data.len() as u64);
         assert_eq!(fs::read(&p).unwrap(), data);

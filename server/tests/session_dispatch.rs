@@ -22,10 +22,23 @@ async fn version_and_system_info() {
     let mut c = Client::start();
     match c.call(Op::Version).await {
         Reply::Version(v) => {
-            assert_eq!(v.server, format!("distant-server {}", env!("CARGO_PKG_VERSION")));
+            assert_eq!(
+                v.server,
+                format!("distant-server {}", env!("CARGO_PKG_VERSION"))
+            );
             assert_eq!(v.protocol, distant_protocol::PROTOCOL_VERSION);
-            assert!(v.capabilities.iter().all(|c| CAPABILITIES.contains(&c.as_str())));
-            for cap in ["fs", "fs-chunked", "fs-etag", "fs-atomic", "find-up", "system-info"] {
+            assert!(v
+                .capabilities
+                .iter()
+                .all(|c| CAPABILITIES.contains(&c.as_str())));
+            for cap in [
+                "fs",
+                "fs-chunked",
+                "fs-etag",
+                "fs-atomic",
+                "find-up",
+                "system-info",
+            ] {
                 assert!(v.capabilities.iter().any(|c| c == cap), "{cap}");
             }
         }
@@ -86,7 +99,11 @@ async fn parallel_batch_answers_in_op_order() {
     assert_eq!(replies[2], Reply::Exists(false));
     assert_eq!(err_kind(&replies[3]), ErrorKind::NotFound);
     assert!(matches!(replies[4], Reply::Version(_)));
-    assert_eq!(err_kind(&replies[5]), ErrorKind::InvalidParams, "streams refused");
+    assert_eq!(
+        err_kind(&replies[5]),
+        ErrorKind::InvalidParams,
+        "streams refused"
+    );
     assert!(err_msg(&replies[5]).contains("batch"));
     assert_eq!(replies[6], Reply::Ok, "ops after a failure still run");
     assert!(dir.path().join("d").is_dir());
@@ -250,7 +267,10 @@ async fn undecodable_request_is_answered_through_the_same_outbox() {
     let b = resp_rx.recv().await.unwrap();
     assert_eq!((a.origin_id, b.origin_id), (41, 42));
     assert!(b.id > a.id, "one numbering for the session");
-    assert!(matches!(b.payload, ResponsePayload::Single(Reply::Version(_))));
+    assert!(matches!(
+        b.payload,
+        ResponsePayload::Single(Reply::Version(_))
+    ));
     drop(req_tx);
     server.await.unwrap();
     // Responses encode as messages.
@@ -272,7 +292,10 @@ async fn slow_op_does_not_stall_the_session() {
         .await;
     let fast = c.send(Op::Exists { path: s(&big) }).await;
     // The first response to arrive is the quick one.
-    let first = tokio::time::timeout(TIMEOUT, c.rx.recv()).await.unwrap().unwrap();
+    let first = tokio::time::timeout(TIMEOUT, c.rx.recv())
+        .await
+        .unwrap()
+        .unwrap();
     assert_eq!(first.origin_id, fast, "Exists overtook the hashing");
     match c.reply_for(slow).await {
         Reply::Metadata(m) => assert_eq!(m.sha256.unwrap().len(), 64),
@@ -374,7 +397,10 @@ async fn reply_sink_waits_for_release_and_closes_when_dropped() {
         rx.recv().await.unwrap().payload,
         ResponsePayload::Single(Reply::WriteHandle { handle: 1 })
     );
-    assert_eq!(rx.recv().await.unwrap().payload, ResponsePayload::Single(Reply::Ok));
+    assert_eq!(
+        rx.recv().await.unwrap().payload,
+        ResponsePayload::Single(Reply::Ok)
+    );
 
     // Never released: sends report the stream as closed.
     let (sink2, release2) = ReplySink::new(outbox.clone(), 8);

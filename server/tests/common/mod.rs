@@ -5,8 +5,8 @@ use std::collections::HashMap;
 use std::time::Duration;
 
 use distant_protocol::msg::{
-    ErrorKind, FileStamp, Op, Reply, Request, RequestId, RequestPayload, Response,
-    ResponsePayload, WriteOptions,
+    ErrorKind, FileStamp, Op, Reply, Request, RequestId, RequestPayload, Response, ResponsePayload,
+    WriteOptions,
 };
 use distant_server::{run_session, Limits};
 use tokio::sync::mpsc;
