@@ -54,6 +54,26 @@ async fn atomic_write_keeps_mode_and_replaces_inode() {
 }
 
 #[tokio::test]
+async fn atomic_write_keeps_owner_when_root() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("SKIPPED: only root can give a file to another owner");
+        return;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let p = dir.path().join("owned");
+    fs::write(&p, b"old").unwrap();
+    std::os::unix::fs::chown(&p, Some(65534), Some(65534)).unwrap();
+    fs::set_permissions(&p, fs::Permissions::from_mode(0o640)).unwrap();
+    let mut c = Client::start();
+    written(&c.write(&s(&p), b"new", WriteOptions::default()).await);
+    let m = fs::metadata(&p).unwrap();
+    assert_eq!((m.uid(), m.gid()), (65534, 65534));
+    assert_eq!(m.permissions().mode() & 0o7777, 0o640);
+    c.close().await;
+}
+
+#[tokio::test]
 async fn write_through_symlink_writes_its_target() {
     let dir = tempfile::tempdir().unwrap();
     let real = dir.path().join("real");
