@@ -6,7 +6,7 @@
 //! ops, `ReadDir`, `CreateDir`, `Remove`, `Copy`, `Rename`, `Exists`,
 //! `Metadata`, `SetPermissions` and `FindUp`. Handlers are blocking
 //! functions; the session runs them on the blocking pool, except
-//! [`Files::read`], which streams.
+//! [`read`], which streams.
 //!
 //! # Paths
 //!
