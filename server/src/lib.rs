@@ -1,1 +1,44 @@
-//! distant-server library: request handlers (TODO)
+//! # distant-server
+//!
+//! The server side of distant: everything a session asks of the machine.
+//! The network driver authenticates a connection and hands each session a
+//! request receiver and a response sender; [`session::run_session`] does
+//! the rest.
+//!
+//! Modules, each owning one job:
+//!
+//! - [`session`]: the per-session dispatcher — admission in arrival order,
+//!   slow work in tasks, batches, clean shutdown.
+//! - [`reply`]: [`reply::Outbox`] (numbered, bounded responses) and
+//!   [`reply::ReplySink`] (streamed replies that never overtake their opener).
+//! - [`limits`]: per-session caps.
+//! - [`fs`]: files and paths — reads, atomic and chunked writes, directory
+//!   operations, metadata, etags.
+//! - [`system`]: `Version` and `SystemInfo`.
+//! - [`errors`]: turning `io::Error`s into replies a person can act on.
+//! - `proc`, `search`, `watch` (behind the `c2-handlers` feature until
+//!   they are merged): processes and PTYs, search, file watching.
+
+pub mod errors;
+pub mod fs;
+pub mod limits;
+pub mod reply;
+pub mod session;
+pub mod system;
+
+// C2's modules. Declared through a macro so `cargo fmt` does not go looking
+// for the files before they are merged; enable with `--features c2-handlers`.
+#[cfg(feature = "c2-handlers")]
+macro_rules! c2_handler_modules {
+    () => {
+        pub mod proc;
+        pub mod search;
+        pub mod watch;
+    };
+}
+#[cfg(feature = "c2-handlers")]
+c2_handler_modules!();
+
+pub use limits::Limits;
+pub use reply::{Outbox, ReplySink};
+pub use session::run_session;

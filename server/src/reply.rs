@@ -1,0 +1,139 @@
+//! Outbound side of a session: numbering responses and streaming replies.
+//!
+//! Owns [`Outbox`] (the per-session bounded response channel plus the
+//! response-id counter) and [`ReplySink`] (the handle a streaming operation
+//! — process output, watch changes, search results, file chunks — uses to
+//! send more replies for its origin request).
+//!
+//! Ordering: the dispatcher sends a stream's opening reply (`ProcSpawned`,
+//! `Watching`, `SearchStarted`) itself and only then releases the sink with
+//! [`Release::release`]. Until then every [`ReplySink::send`] waits, so a
+//! stream's first element can never overtake its opener. Dropping the
+//! [`Release`] without releasing (the operation failed to start) closes
+//! the sink: pending and later sends return `false`.
+//!
+//! Backpressure: the response channel is bounded; `send` awaits room, so a
+//! producer that outpaces the client is slowed down rather than buffered.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+
+use distant_protocol::msg::{Reply, RequestId, Response, ResponsePayload};
+use tokio::sync::{mpsc, watch};
+
+/// Per-session outbound channel: a bounded `mpsc::Sender<Response>` and the
+/// counter that gives every response a session-unique id.
+#[derive(Clone, Debug)]
+pub struct Outbox {
+    tx: mpsc::Sender<Response>,
+    next_id: Arc<AtomicU64>,
+}
+
+impl Outbox {
+    /// Wraps the session's response sender. Response ids start at 1.
+    pub fn new(tx: mpsc::Sender<Response>) -> Self {
+        Self {
+            tx,
+            next_id: Arc::new(AtomicU64::new(1)),
+        }
+    }
+
+    /// Sends one response for `origin`, waiting for room in the channel.
+    /// Returns `false` when the session is gone.
+    pub async fn send(&self, origin: RequestId, payload: ResponsePayload) -> bool {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
+        self.tx
+            .send(Response {
+                id,
+                origin_id: origin,
+                payload,
+            })
+            .await
+            .is_ok()
+    }
+
+    /// Sends one single-reply response for `origin`.
+    pub async fn reply(&self, origin: RequestId, reply: Reply) -> bool {
+        self.send(origin, ResponsePayload::Single(reply)).await
+    }
+
+    /// True when the session's receiver is gone.
+    pub fn is_closed(&self) -> bool {
+        self.tx.is_closed()
+    }
+}
+
+/// Replies streamed for one origin request.
+///
+/// Cloneable (one clone per producer, e.g. stdout and stderr readers).
+/// Streamed sends wait until the dispatcher has sent the opening reply
+/// (release), so a stream's first element never overtakes its opener.
+#[derive(Clone, Debug)]
+pub struct ReplySink {
+    outbox: Outbox,
+    origin: RequestId,
+    released: watch::Receiver<bool>,
+}
+
+/// The dispatcher's half of a [`ReplySink`]'s gate. Call
+/// [`Release::release`] after sending the opening reply; dropping it
+/// unreleased closes the sink.
+#[derive(Debug)]
+pub struct Release {
+    tx: watch::Sender<bool>,
+}
+
+impl Release {
+    /// Lets the sink's sends through.
+    pub fn release(self) {
+        // send_replace never fails, even without receivers.
+        self.tx.send_replace(true);
+    }
+}
+
+impl ReplySink {
+    /// A sink for `origin` that holds its sends until released.
+    pub fn new(outbox: Outbox, origin: RequestId) -> (Self, Release) {
+        let (tx, released) = watch::channel(false);
+        (
+            Self {
+                outbox,
+                origin,
+                released,
+            },
+            Release { tx },
+        )
+    }
+
+    /// A sink that is released from the start: for streams whose opener is
+    /// their own first element (file chunks).
+    pub fn released(outbox: Outbox, origin: RequestId) -> Self {
+        let (sink, release) = Self::new(outbox, origin);
+        release.release();
+        sink
+    }
+
+    /// Sends one streamed reply. Returns `false` when the session is gone
+    /// or the stream was never opened: the producer should stop.
+    pub async fn send(&self, reply: Reply) -> bool {
+        if !*self.released.borrow() {
+            let mut rx = self.released.clone();
+            if rx.wait_for(|released| *released).await.is_err() {
+                return false;
+            }
+        }
+        self.outbox
+            .send(self.origin, ResponsePayload::Single(reply))
+            .await
+    }
+
+    /// The request this sink streams for.
+    pub fn origin(&self) -> RequestId {
+        self.origin
+    }
+
+    /// True when the session is gone (sends would fail).
+    pub fn is_closed(&self) -> bool {
+        self.outbox.is_closed()
+    }
+}
