@@ -275,6 +275,10 @@ pub struct Session {
     backup: VecDeque<Bytes>,
     backup_start: u64,
     backup_bytes: usize,
+    /// Seq of the next payload `send` accepts. While the session is not
+    /// ended, `backup_start + backup.len() == next_seq`; an ended session
+    /// frees its backup but keeps the counters.
+    next_seq: u64,
     /// Next seq to transmit on the current connection
     /// (`backup_start <= send_cursor <= next_seq`).
     send_cursor: u64,
@@ -322,6 +326,7 @@ impl Session {
             backup: VecDeque::new(),
             backup_start: 0,
             backup_bytes: 0,
+            next_seq: 0,
             send_cursor: 0,
             sent_high: 0,
             waiting_for: AtomicUsize::new(NOT_WAITING),
@@ -340,10 +345,6 @@ impl Session {
     /// The configuration in force (with minimums applied).
     pub fn config(&self) -> &SessionConfig {
         &self.config
-    }
-
-    fn next_seq(&self) -> u64 {
-        self.backup_start + self.backup.len() as u64
     }
 
     /// The final error if the session has ended (closed or lost).
@@ -383,6 +384,7 @@ impl Session {
         }
         self.backup_bytes += len;
         self.backup.push_back(payload);
+        self.next_seq += 1;
         Ok(())
     }
 
@@ -472,7 +474,7 @@ impl Session {
         tracing::debug!(
             peer_received = peer,
             replay = self.sent_high - peer,
-            queued = self.next_seq() - self.sent_high,
+            queued = self.next_seq - self.sent_high,
             "session connected"
         );
         Ok(())
@@ -502,9 +504,14 @@ impl Session {
         };
         self.connected = false;
         self.ack_deadline = None;
-        self.backup.clear();
-        self.backup_bytes = 0;
+        self.free_backup();
         SessionError::Lost { reason }
+    }
+
+    /// Drops the backup of an ended session.
+    fn free_backup(&mut self) {
+        self.backup = VecDeque::new();
+        self.backup_bytes = 0;
     }
 
     fn protocol_error(&mut self, msg: String) -> SessionError {
@@ -599,8 +606,7 @@ impl Session {
                 };
                 self.connected = false;
                 self.ack_deadline = None;
-                self.backup.clear();
-                self.backup_bytes = 0;
+                self.free_backup();
                 self.events
                     .push_back(SessionEvent::PeerClosed(reason.clone()));
                 Err(SessionError::Closed { reason })
@@ -632,7 +638,7 @@ impl Session {
                 TransmitKind::Ack { received },
             ));
         }
-        if self.send_cursor < self.next_seq() {
+        if self.send_cursor < self.next_seq {
             let seq = self.send_cursor;
             let index = usize::try_from(seq - self.backup_start).ok()?;
             let payload = self.backup.get(index)?.clone();
@@ -655,8 +661,7 @@ impl Session {
             let wire = Bytes::copy_from_slice(reason.get(..cut).unwrap_or_default().as_bytes());
             self.state = State::Closed { reason };
             self.connected = false;
-            self.backup.clear();
-            self.backup_bytes = 0;
+            self.free_backup();
             return Some(Transmit::close(wire));
         }
         if due(self.last_send, self.config.heartbeat_interval, now) {
@@ -710,7 +715,7 @@ impl Session {
         SessionStats {
             backup_records: self.backup.len(),
             backup_bytes: self.backup_bytes,
-            queued: self.next_seq(),
+            queued: self.next_seq,
             sent: self.sent_high,
             acked: self.backup_start,
             received: self.received,
