@@ -110,7 +110,6 @@ proptest! {
         let t0 = Instant::now();
         let mut now = t0;
         let mut s = Session::new(config.clone());
-        let mut expected_rx = 0u64;
         for op in ops {
             match op {
                 Op::Send(len) => match s.send(Bytes::from(vec![0u8; len])) {
@@ -137,14 +136,13 @@ proptest! {
                 }
                 Op::Advance(ms) => now += Duration::from_millis(ms),
                 Op::Close => s.close("prop"),
-                Op::Drain => while s.poll_received().is_some() { expected_rx += 0; },
+                Op::Drain => while s.poll_received().is_some() {},
             }
             let st = s.stats();
             prop_assert!(st.backup_records <= config.max_backup_records);
             prop_assert!(st.backup_bytes <= config.max_backup_bytes);
             prop_assert!(st.acked <= st.sent && st.sent <= st.queued);
             prop_assert_eq!(st.received, s.received_count());
-            prop_assert!(st.received >= expected_rx);
             if !s.is_connected() {
                 prop_assert!(s.poll_transmit(now).is_none());
                 prop_assert!(s.poll_timeout().is_none());
