@@ -140,6 +140,12 @@ struct Outcome {
     peer_dead: u64,
     backpressured: u64,
     writable: u64,
+    /// Server resumes that replaced a transport it still had.
+    replaced: u64,
+    /// Older raced attempts the server refused.
+    stale_refused: u64,
+    /// Outages longer than dead_after.
+    long_outages: u64,
     retransmitted: u64,
     duplicates: u64,
     virtual_time: u64,
@@ -455,7 +461,12 @@ impl Sim {
                     return Ok(()); // cut while in flight
                 }
                 if conn < self.server_latest {
-                    return Ok(()); // an older attempt: only the later one survives
+                    // An older attempt: only the later one survives.
+                    self.outcome.stale_refused += 1;
+                    return Ok(());
+                }
+                if self.ep[1].conn.is_some() {
+                    self.outcome.replaced += 1;
                 }
                 self.server_latest = conn;
                 let server_received = self.ep[1].session.received_count();
@@ -579,6 +590,7 @@ impl Sim {
                 // sometimes longer than dead_after.
                 self.cut();
                 let down = if self.rng.gen_bool(0.3) {
+                    self.outcome.long_outages += 1;
                     self.rng.gen_range(4 * SEC..9 * SEC)
                 } else {
                     self.rng.gen_range(0..SEC)
@@ -728,18 +740,27 @@ fn sim_exactly_once_in_order_through_faults() {
         totals.peer_dead += out.peer_dead;
         totals.backpressured += out.backpressured;
         totals.writable += out.writable;
+        totals.replaced += out.replaced;
+        totals.stale_refused += out.stale_refused;
+        totals.long_outages += out.long_outages;
         totals.retransmitted += out.retransmitted;
         totals.duplicates += out.duplicates;
         max_vt = max_vt.max(out.virtual_time);
     }
     eprintln!(
         "sim: {} seeds in {:?}: {} faults, {} dead-peer timeouts, {} backpressure waits, \
-         {} retransmitted, {} duplicates dropped, longest run {} virtual s",
+         {} writable events, {} outages > dead_after, {} transports replaced, \
+         {} stale attempts refused, {} retransmitted, {} duplicates dropped, \
+         longest run {} virtual s",
         seeds.len(),
         started.elapsed(),
         totals.faults,
         totals.peer_dead,
         totals.backpressured,
+        totals.writable,
+        totals.long_outages,
+        totals.replaced,
+        totals.stale_refused,
         totals.retransmitted,
         totals.duplicates,
         max_vt / SEC
@@ -747,7 +768,7 @@ fn sim_exactly_once_in_order_through_faults() {
     if seeds.len() >= 100 {
         // The scenarios must actually exercise the hard paths.
         assert!(totals.peer_dead > 0 && totals.backpressured > 0 && totals.retransmitted > 0);
-        assert!(totals.writable > 0);
+        assert!(totals.writable > 0 && totals.long_outages > 0 && totals.replaced > 0);
     }
 }
 
