@@ -172,6 +172,10 @@ mod tests {
             [0x01, 0, 0, 0, 0, 0, 0, 0, 0x05, b'h', b'i'].to_vec()
         );
         assert_eq!(Record::decode(Bytes::from(bytes)), Ok(rec));
+        assert_eq!(
+            Record::Ack { received: 300 }.encode(),
+            [0x02, 0, 0, 0, 0, 0, 0, 0x01, 0x2c].to_vec()
+        );
     }
 
     #[test]
