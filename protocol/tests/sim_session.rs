@@ -312,7 +312,12 @@ impl Sim {
 
     fn run(mut self) -> SimResult<Outcome> {
         let limit = 30 * 60 * SEC;
+        let mut steps = 0u64;
         loop {
+            steps += 1;
+            if steps > 5_000_000 {
+                return Err(self.fail("did not terminate within 5 million steps"));
+            }
             if self.done() {
                 break;
             }

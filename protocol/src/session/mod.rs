@@ -360,6 +360,11 @@ impl Session {
         }
     }
 
+    /// Whether the session has ended (closed by either side, or lost).
+    pub fn is_ended(&self) -> bool {
+        matches!(self.state, State::Closed { .. } | State::Lost { .. })
+    }
+
     fn terminal_error(&self) -> Result<(), SessionError> {
         match self.termination() {
             Some(err) => Err(err),
@@ -625,7 +630,7 @@ impl Session {
     /// Order: a due Ack, then data (replay first, then never-sent), then a
     /// pending Close, then a due Heartbeat.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
-        if !self.connected || self.termination().is_some() {
+        if !self.connected || self.is_ended() {
             return None;
         }
         if self.ack_deadline.is_some_and(|d| now >= d) {
@@ -682,7 +687,7 @@ impl Session {
     /// the heartbeat deadline or the dead-peer deadline. `None` while
     /// disconnected or ended.
     pub fn poll_timeout(&self) -> Option<Instant> {
-        if !self.connected || self.termination().is_some() {
+        if !self.connected || self.is_ended() {
             return None;
         }
         [
@@ -699,7 +704,7 @@ impl Session {
     /// when nothing was received for `dead_after`. Due acks and heartbeats
     /// come out of the next [`Session::poll_transmit`].
     pub fn handle_timeout(&mut self, now: Instant) -> Result<(), SessionError> {
-        if !self.connected || self.termination().is_some() {
+        if !self.connected || self.is_ended() {
             return Ok(());
         }
         if due(self.last_recv, self.config.dead_after, now) {
