@@ -645,7 +645,7 @@ impl Session {
         }
         if self.send_cursor < self.next_seq {
             let seq = self.send_cursor;
-            let index = usize::try_from(seq - self.backup_start).ok()?;
+            let index = usize::try_from(seq.checked_sub(self.backup_start)?).ok()?;
             let payload = self.backup.get(index)?.clone();
             let retransmit = seq < self.sent_high;
             if retransmit {
