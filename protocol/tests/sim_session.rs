@@ -26,7 +26,7 @@ use std::time::{Duration, Instant};
 
 use bytes::Bytes;
 use distant_protocol::session::{
-    SendError, Session, SessionConfig, SessionError, SessionEvent, SessionStats,
+    SendError, Session, SessionConfig, SessionError, SessionEvent, SessionStats, TransmitKind,
 };
 use rand::{Rng, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -177,6 +177,10 @@ struct Sim {
     /// Latest connection the server accepted (older attempts are refused).
     server_latest: u64,
     attempt: Option<u64>,
+    /// Highest `received` each side has ever told its peer (acks,
+    /// heartbeats, handshakes): a resume snapshot may be anywhere from here
+    /// up to the true count.
+    reported: [u64; 2],
     dial_pending: bool,
 
     faults_left: u32,
@@ -228,6 +232,7 @@ impl Sim {
             latency: HashMap::new(),
             server_latest: 0,
             attempt: None,
+            reported: [0; 2],
             dial_pending: false,
             faults_left,
             reset_at,
@@ -474,7 +479,7 @@ impl Sim {
                     self.outcome.replaced += 1;
                 }
                 self.server_latest = conn;
-                let server_received = self.ep[1].session.received_count();
+                let server_received = self.snapshot(Side::Server);
                 let must_lose = client_received > self.ep[1].session.stats().sent;
                 match self.ep[1].session.connected(t, Some(client_received)) {
                     Ok(()) if must_lose => {
@@ -545,11 +550,30 @@ impl Sim {
         Ok(())
     }
 
+    /// The `received` count `side` puts in Resume/Resumed: usually the
+    /// true count, sometimes an older value that is still at least what the
+    /// peer has heard (legal, and it makes the peer replay duplicates).
+    fn snapshot(&mut self, side: Side) -> u64 {
+        let i = side as usize;
+        let actual = self.ep[i].session.received_count();
+        let floor = self.reported[i].min(actual);
+        // Not in the reset scenario: there the count must be exact for the
+        // Lost verdict to be predictable (a stale count of 0 from a side
+        // that never acknowledged is indistinguishable from a new session).
+        let snap = if self.reset_at.is_none() && self.rng.gen_bool(0.3) {
+            self.rng.gen_range(floor..=actual)
+        } else {
+            actual
+        };
+        self.reported[i] = self.reported[i].max(snap);
+        snap
+    }
+
     fn dial(&mut self) -> SimResult<()> {
         let conn = self.new_conn();
         self.attempt = Some(conn);
         // The old transport is no longer fed to the session: snapshot now.
-        let client_received = self.ep[0].session.received_count();
+        let client_received = self.snapshot(Side::Client);
         if self.reset_done && self.outcome.must_lose.is_none() {
             // First resume after the server restarted with an empty session.
             let must = client_received > 0 || self.ep[0].session.stats().acked > 0;
@@ -697,6 +721,10 @@ impl Sim {
             return Ok(());
         };
         while let Some(tx) = self.ep[i].session.poll_transmit(t) {
+            if let TransmitKind::Ack { received } | TransmitKind::Heartbeat { received } = tx.kind()
+            {
+                self.reported[i] = self.reported[i].max(received);
+            }
             if self.conn_carries(conn, side) {
                 let rec = tx.to_bytes();
                 self.send_over(
@@ -774,6 +802,7 @@ fn sim_exactly_once_in_order_through_faults() {
         // The scenarios must actually exercise the hard paths.
         assert!(totals.peer_dead > 0 && totals.backpressured > 0 && totals.retransmitted > 0);
         assert!(totals.writable > 0 && totals.long_outages > 0 && totals.replaced > 0);
+        assert!(totals.duplicates > 0);
     }
 }
 
