@@ -43,8 +43,8 @@ use std::time::{Duration, Instant};
 use bytes::Bytes;
 
 pub use record::{
-    DecodeError, Record, HEADER_LEN, MAX_DATA_PAYLOAD, MAX_RECORD_CONTENT, TYPE_ACK, TYPE_CLOSE,
-    TYPE_DATA, TYPE_HEARTBEAT,
+    DecodeError, Record, HEADER_LEN, MAX_DATA_PAYLOAD, TYPE_ACK, TYPE_CLOSE, TYPE_DATA,
+    TYPE_HEARTBEAT,
 };
 
 /// Tunables of a session. The defaults are the values in PROTOCOL.md §4.

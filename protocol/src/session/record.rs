@@ -19,8 +19,10 @@ pub const TYPE_CLOSE: u8 = 0x04;
 pub const HEADER_LEN: usize = 9;
 
 /// Largest record content after authentication (PROTOCOL.md §1: the frame
-/// maximum is this plus sealing overhead).
-pub const MAX_RECORD_CONTENT: usize = 16 * 1024 * 1024;
+/// maximum is this plus sealing overhead). Mirrors
+/// `frame::MAX_RECORD_CONTENT`, which the frame module owns; switch to it
+/// once that module lands.
+pub(crate) const MAX_RECORD_CONTENT: usize = 16 * 1024 * 1024;
 
 /// Largest payload one Data record carries: the record content maximum
 /// minus the 9-byte Data header. Larger application messages are chunked

@@ -1,5 +1,6 @@
 //! Unit tests: every state and error path of [`Session`].
 
+use super::record::MAX_RECORD_CONTENT;
 use super::*;
 
 fn ms(n: u64) -> Duration {
