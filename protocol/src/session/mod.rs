@@ -33,6 +33,13 @@
 //!    [`SessionError::PeerDead`] and [`SessionError::Protocol`] leave the
 //!    session resumable (nothing invalid was applied); [`SessionError::Lost`]
 //!    and [`SessionError::Closed`] are final.
+//!
+//! Application side: [`Session::send`] queues a payload or refuses it with
+//! [`SendError::Backpressure`]; retry after [`SessionEvent::Writable`].
+//! Delivered payloads wait in [`Session::poll_received`] until taken; the
+//! session does not limit that queue (acks follow delivery, not
+//! consumption), so the driver should drain it promptly. Once the session
+//! has ended, [`Session::termination`] says how.
 
 mod record;
 
