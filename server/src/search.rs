@@ -4,6 +4,9 @@
 //! files skipped), streaming batched `SearchResults` and a final
 //! `SearchDone`; cancellation and the per-session limit on running searches.
 
+// Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -61,7 +64,10 @@ impl Searches {
     /// (or an error); results and `SearchDone` then stream through `sink`.
     pub async fn start(&self, query: SearchQuery, sink: ReplySink) -> Reply {
         if self.shared.closing.load(Ordering::SeqCst) {
-            return Reply::error(ErrorKind::Other, "the session is closing; no new search can start");
+            return Reply::error(
+                ErrorKind::Other,
+                "the session is closing; no new search can start",
+            );
         }
         let plan = match Plan::new(query) {
             Ok(p) => p,
@@ -225,7 +231,10 @@ impl Plan {
             .parents(q.gitignore)
             .require_git(false)
             .follow_links(false)
-            .max_depth(q.max_depth.map(|d| usize::try_from(d).unwrap_or(usize::MAX)));
+            .max_depth(
+                q.max_depth
+                    .map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
+            );
         if let Ok(Some(exclude)) = globs(&q.exclude, "exclude") {
             let roots = self.roots.clone();
             walk.filter_entry(move |entry| {
@@ -263,7 +272,10 @@ impl Plan {
                 relative(&self.roots, path)
             };
             if let Some(include) = &self.include {
-                if !(is_dir && q.target == SearchTarget::Contents) && !matches_globs(include, &rel) {
+                // Directories are always walked for contents; files (and,
+                // for path searches, directories) must match an include glob.
+                let walked_dir = is_dir && q.target == SearchTarget::Contents;
+                if !walked_dir && !matches_globs(include, &rel) {
                     continue;
                 }
             }
@@ -467,11 +479,17 @@ fn globs(patterns: &[String], what: &str) -> Result<Option<GlobSet>, Reply> {
             .literal_separator(true)
             .build()
             .map_err(|e| {
-                Reply::error(ErrorKind::InvalidParams, format!("invalid {what} glob {p:?}: {e}"))
+                Reply::error(
+                    ErrorKind::InvalidParams,
+                    format!("invalid {what} glob {p:?}: {e}"),
+                )
             })?;
         set.add(glob);
     }
-    set.build()
-        .map(Some)
-        .map_err(|e| Reply::error(ErrorKind::InvalidParams, format!("invalid {what} globs: {e}")))
+    set.build().map(Some).map_err(|e| {
+        Reply::error(
+            ErrorKind::InvalidParams,
+            format!("invalid {what} globs: {e}"),
+        )
+    })
 }

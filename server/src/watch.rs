@@ -7,6 +7,9 @@
 //! a rescan notice) a `Modified` change of the watched root tells the
 //! client to look again.
 
+// Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
+#![allow(clippy::result_large_err)]
+
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -87,14 +90,22 @@ impl Watches {
         force_poll: bool,
     ) -> Reply {
         if self.shared.closing.load(Ordering::SeqCst) {
-            return Reply::error(ErrorKind::Other, "the session is closing; no new watch can start");
+            return Reply::error(
+                ErrorKind::Other,
+                "the session is closing; no new watch can start",
+            );
         }
         if path.is_empty() {
             return Reply::error(ErrorKind::InvalidParams, "the path to watch is empty");
         }
         let root = match std::path::absolute(&path) {
             Ok(p) => p,
-            Err(e) => return Reply::error(ErrorKind::InvalidParams, format!("cannot watch {path}: {e}")),
+            Err(e) => {
+                return Reply::error(
+                    ErrorKind::InvalidParams,
+                    format!("cannot watch {path}: {e}"),
+                )
+            }
         };
         if let Err(e) = std::fs::metadata(&root) {
             return io_reply(&e, &path);
@@ -394,7 +405,9 @@ fn map_event(event: Event, out: &mut Vec<Pending>) {
         EventKind::Access(_) => {}
         EventKind::Create(_) => simple(ChangeKind::Created, out, event.paths),
         EventKind::Remove(_) => simple(ChangeKind::Deleted, out, event.paths),
-        EventKind::Modify(ModifyKind::Metadata(_)) => simple(ChangeKind::Attributes, out, event.paths),
+        EventKind::Modify(ModifyKind::Metadata(_)) => {
+            simple(ChangeKind::Attributes, out, event.paths)
+        }
         EventKind::Modify(ModifyKind::Name(mode)) => {
             let mut paths = event.paths;
             match mode {
@@ -499,12 +512,20 @@ fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Reply> {
         let glob = GlobBuilder::new(p.trim_start_matches('/'))
             .literal_separator(true)
             .build()
-            .map_err(|e| Reply::error(ErrorKind::InvalidParams, format!("invalid exclude glob {p:?}: {e}")))?;
+            .map_err(|e| {
+                Reply::error(
+                    ErrorKind::InvalidParams,
+                    format!("invalid exclude glob {p:?}: {e}"),
+                )
+            })?;
         set.add(glob);
     }
-    set.build()
-        .map(Some)
-        .map_err(|e| Reply::error(ErrorKind::InvalidParams, format!("invalid exclude globs: {e}")))
+    set.build().map(Some).map_err(|e| {
+        Reply::error(
+            ErrorKind::InvalidParams,
+            format!("invalid exclude globs: {e}"),
+        )
+    })
 }
 
 fn io_reply(e: &std::io::Error, path: &str) -> Reply {
@@ -578,7 +599,11 @@ mod tests {
             Pending::RenameTo("/r/came".into()),
             Pending::Change(ChangeKind::Modified, "/r/x.log".into(), None),
             Pending::Change(ChangeKind::Modified, "/r/target/debug/x".into(), None),
-            Pending::Change(ChangeKind::Renamed, "/r/y.log".into(), Some("/r/y.txt".into())),
+            Pending::Change(
+                ChangeKind::Renamed,
+                "/r/y.log".into(),
+                Some("/r/y.txt".into()),
+            ),
             Pending::Change(ChangeKind::Modified, "/r/k".into(), None),
             Pending::Change(ChangeKind::Modified, "/r/k".into(), None),
         ];

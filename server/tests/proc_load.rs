@@ -68,7 +68,11 @@ async fn thousand_processes_exit_after_all_their_output() {
                     panic!("batch")
                 };
                 match reply {
-                    Reply::ProcOutput { proc: p, stream, data } => {
+                    Reply::ProcOutput {
+                        proc: p,
+                        stream,
+                        data,
+                    } => {
                         assert_eq!(p, proc);
                         assert!(data.len() <= distant_protocol::msg::MAX_CHUNK);
                         match stream {
@@ -83,13 +87,21 @@ async fn thousand_processes_exit_after_all_their_output() {
                     other => panic!("unexpected {other:?}"),
                 }
             }
-            assert!(out == *expect, "process {n}: stdout differs ({} vs {} bytes)", out.len(), expect.len());
+            assert!(
+                out == *expect,
+                "process {n}: stdout differs ({} vs {} bytes)",
+                out.len(),
+                expect.len()
+            );
             if with_stderr {
                 assert!(err == *err_expect, "process {n}: stderr differs");
             } else {
                 assert!(err.is_empty());
             }
-            assert!(rx.recv().await.is_none(), "process {n}: reply after ProcExit");
+            assert!(
+                rx.recv().await.is_none(),
+                "process {n}: reply after ProcExit"
+            );
         });
         // Surface failures early.
         while let Some(done) = tasks.try_join_next() {

@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use std::time::Duration;
 
 use bytes::Bytes;
-use distant_protocol::msg::{ErrorKind, OutputFraming, OutputStream, Reply, Response, ResponsePayload};
+use distant_protocol::msg::{
+    ErrorKind, OutputFraming, OutputStream, Reply, Response, ResponsePayload,
+};
 use distant_server::limits::Limits;
 use distant_server::proc::Processes;
 use distant_server::reply::ReplySink;
@@ -59,16 +61,26 @@ async fn spawn(p: &Processes, cmd: &[&str]) -> (u64, mpsc::Receiver<Response>) {
 async fn finish(proc: u64, rx: &mut mpsc::Receiver<Response>) -> Outcome {
     let mut out = Outcome::default();
     loop {
-        let r = timeout(WAIT, rx.recv()).await.expect("process did not finish in time");
+        let r = timeout(WAIT, rx.recv())
+            .await
+            .expect("process did not finish in time");
         match reply(r.expect("stream ended without ProcExit")) {
-            Reply::ProcOutput { proc: p, stream, data } => {
+            Reply::ProcOutput {
+                proc: p,
+                stream,
+                data,
+            } => {
                 assert_eq!(p, proc);
                 match stream {
                     OutputStream::Stdout => out.stdout.extend_from_slice(&data),
                     OutputStream::Stderr => out.stderr.extend_from_slice(&data),
                 }
             }
-            Reply::ProcExit { proc: p, code, signal } => {
+            Reply::ProcExit {
+                proc: p,
+                code,
+                signal,
+            } => {
                 assert_eq!(p, proc);
                 out.code = code;
                 out.signal = signal;
@@ -77,7 +89,9 @@ async fn finish(proc: u64, rx: &mut mpsc::Receiver<Response>) -> Outcome {
             other => panic!("unexpected reply {other:?}"),
         }
     }
-    let after = timeout(WAIT, rx.recv()).await.expect("stream did not close after ProcExit");
+    let after = timeout(WAIT, rx.recv())
+        .await
+        .expect("stream did not close after ProcExit");
     assert!(after.is_none(), "reply after ProcExit: {after:?}");
     out
 }
@@ -86,7 +100,9 @@ async fn finish(proc: u64, rx: &mut mpsc::Receiver<Response>) -> Outcome {
 async fn read_until(rx: &mut mpsc::Receiver<Response>, needle: &str) -> String {
     let mut seen = Vec::new();
     loop {
-        let r = timeout(WAIT, rx.recv()).await.expect("expected output did not come");
+        let r = timeout(WAIT, rx.recv())
+            .await
+            .expect("expected output did not come");
         match reply(r.expect("stream ended")) {
             Reply::ProcOutput { data, .. } => seen.extend_from_slice(&data),
             other => panic!("unexpected reply {other:?} (output so far {seen:?})"),
@@ -186,7 +202,15 @@ async fn kill_with_term_and_kill() {
     assert_eq!(out.signal.as_deref(), Some("TERM"));
 
     // A process that ignores TERM still dies of KILL.
-    let (id, mut rx) = spawn(&p, &["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"]).await;
+    let (id, mut rx) = spawn(
+        &p,
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 1; done",
+        ],
+    )
+    .await;
     read_until(&mut rx, "ready").await;
     assert_eq!(p.kill(id, Some("KILL".into())).await, Reply::Ok);
     let out = finish(id, &mut rx).await;
@@ -207,7 +231,11 @@ async fn cwd_and_env_are_honoured() {
     env.insert("DISTANT_TEST_VAR".to_string(), "forty two".to_string());
     let (id, mut rx) = spawn_with(
         &Processes::new(Limits::default()),
-        &["sh", "-c", "pwd -P; echo \"$DISTANT_TEST_VAR\"; test -n \"$PATH\" && echo has-path"],
+        &[
+            "sh",
+            "-c",
+            "pwd -P; echo \"$DISTANT_TEST_VAR\"; test -n \"$PATH\" && echo has-path",
+        ],
         Some(cwd.to_string_lossy().into_owned()),
         env,
     )
@@ -225,11 +253,17 @@ async fn spawn_errors_are_explained() {
     let run = |cmd: Vec<String>, cwd: Option<String>| {
         let (sink, _rx) = sink();
         let p = &p;
-        async move { p.spawn(cmd, cwd, BTreeMap::new(), None, OutputFraming::Raw, sink).await }
+        async move {
+            p.spawn(cmd, cwd, BTreeMap::new(), None, OutputFraming::Raw, sink)
+                .await
+        }
     };
     let (kind, msg) = error_kind(&run(vec!["definitely-not-a-command-xyz".into()], None).await);
     assert_eq!(kind, ErrorKind::NotFound);
-    assert_eq!(msg, "cannot run definitely-not-a-command-xyz: command not found");
+    assert_eq!(
+        msg,
+        "cannot run definitely-not-a-command-xyz: command not found"
+    );
 
     let dir = tempfile::tempdir().unwrap();
     let script = dir.path().join("not-executable.sh");
@@ -284,7 +318,10 @@ fn is_dead(pid: i32) -> bool {
 async fn wait_dead(pid: i32) {
     let deadline = tokio::time::Instant::now() + WAIT;
     while !is_dead(pid) {
-        assert!(tokio::time::Instant::now() < deadline, "process {pid} is still alive");
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "process {pid} is still alive"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -326,7 +363,14 @@ async fn max_processes_is_enforced() {
     let (b, mut rx_b) = spawn(&p, &["sleep", "100"]).await;
     let (sink3, _rx3) = sink();
     let r = p
-        .spawn(vec!["true".into()], None, BTreeMap::new(), None, OutputFraming::Raw, sink3)
+        .spawn(
+            vec!["true".into()],
+            None,
+            BTreeMap::new(),
+            None,
+            OutputFraming::Raw,
+            sink3,
+        )
         .await;
     let (kind, msg) = error_kind(&r);
     assert_eq!(kind, ErrorKind::LimitExceeded);
@@ -350,22 +394,38 @@ async fn shutdown_kills_everything() {
         &["sh", "-c", "sleep 100 & wait"],
         &["cat"],
         // Ignores TERM: needs the SIGKILL after the grace period.
-        &["sh", "-c", "trap '' TERM; echo ready; while :; do sleep 1; done"],
+        &[
+            "sh",
+            "-c",
+            "trap '' TERM; echo ready; while :; do sleep 1; done",
+        ],
     ] {
         procs.push(spawn(&p, cmd).await);
     }
     read_until(&mut procs[3].1, "ready").await;
     let started = std::time::Instant::now();
-    timeout(Duration::from_secs(8), p.shutdown()).await.expect("shutdown took too long");
+    timeout(Duration::from_secs(8), p.shutdown())
+        .await
+        .expect("shutdown took too long");
     assert!(started.elapsed() < Duration::from_secs(6));
     for (id, rx) in &mut procs {
         let out = finish(*id, rx).await;
-        assert!(out.signal.is_some(), "process {id} exited without a signal: {out:?}");
+        assert!(
+            out.signal.is_some(),
+            "process {id} exited without a signal: {out:?}"
+        );
     }
     // No new process after shutdown.
     let (sink, _rx) = sink();
     let r = p
-        .spawn(vec!["true".into()], None, BTreeMap::new(), None, OutputFraming::Raw, sink)
+        .spawn(
+            vec!["true".into()],
+            None,
+            BTreeMap::new(),
+            None,
+            OutputFraming::Raw,
+            sink,
+        )
         .await;
     assert!(matches!(r, Reply::Error(_)), "{r:?}");
 }

@@ -24,7 +24,14 @@ async fn spawn_pty(p: &Processes, cmd: &[&str], size: PtySize) -> (u64, mpsc::Re
     let (sink, rx) = ReplySink::channel(1, 64);
     let cmd = cmd.iter().map(|s| s.to_string()).collect();
     match p
-        .spawn(cmd, None, BTreeMap::new(), Some(size), OutputFraming::Raw, sink)
+        .spawn(
+            cmd,
+            None,
+            BTreeMap::new(),
+            Some(size),
+            OutputFraming::Raw,
+            sink,
+        )
         .await
     {
         Reply::ProcSpawned { proc, .. } => (proc, rx),
@@ -36,7 +43,9 @@ async fn spawn_pty(p: &Processes, cmd: &[&str], size: PtySize) -> (u64, mpsc::Re
 async fn finish(rx: &mut mpsc::Receiver<Response>) -> (String, Option<i32>, Option<String>) {
     let mut out = Vec::new();
     loop {
-        let r = timeout(WAIT, rx.recv()).await.expect("PTY process did not finish in time");
+        let r = timeout(WAIT, rx.recv())
+            .await
+            .expect("PTY process did not finish in time");
         match reply(r.expect("stream ended without ProcExit")) {
             Reply::ProcOutput { data, .. } => out.extend_from_slice(&data),
             Reply::ProcExit { code, signal, .. } => {
@@ -50,7 +59,9 @@ async fn finish(rx: &mut mpsc::Receiver<Response>) -> (String, Option<i32>, Opti
 async fn read_until(rx: &mut mpsc::Receiver<Response>, needle: &str) -> String {
     let mut seen = Vec::new();
     loop {
-        let r = timeout(WAIT, rx.recv()).await.expect("expected output did not come");
+        let r = timeout(WAIT, rx.recv())
+            .await
+            .expect("expected output did not come");
         match reply(r.expect("stream ended")) {
             Reply::ProcOutput { data, .. } => seen.extend_from_slice(&data),
             other => panic!("unexpected reply {other:?}"),
@@ -62,7 +73,10 @@ async fn read_until(rx: &mut mpsc::Receiver<Response>, needle: &str) -> String {
     }
 }
 
-const SIZE: PtySize = PtySize { rows: 33, cols: 101 };
+const SIZE: PtySize = PtySize {
+    rows: 33,
+    cols: 101,
+};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn tty_reports_a_terminal() {
@@ -88,7 +102,17 @@ async fn resize_changes_the_size() {
     let p = Processes::new(Limits::default());
     let (id, mut rx) = spawn_pty(&p, &["sh", "-c", "echo ready; read x; stty size"], SIZE).await;
     read_until(&mut rx, "ready").await;
-    assert_eq!(p.resize(id, PtySize { rows: 50, cols: 132 }).await, Reply::Ok);
+    assert_eq!(
+        p.resize(
+            id,
+            PtySize {
+                rows: 50,
+                cols: 132
+            }
+        )
+        .await,
+        Reply::Ok
+    );
     assert_eq!(p.stdin(id, Bytes::from_static(b"go\n")).await, Reply::Ok);
     let (out, code, _) = finish(&mut rx).await;
     assert!(out.contains("50 132"), "{out:?}");
@@ -99,7 +123,10 @@ async fn resize_changes_the_size() {
 async fn stdin_and_close_stdin_on_a_pty() {
     let p = Processes::new(Limits::default());
     let (id, mut rx) = spawn_pty(&p, &["cat"], SIZE).await;
-    assert_eq!(p.stdin(id, Bytes::from_static(b"hello pty\n")).await, Reply::Ok);
+    assert_eq!(
+        p.stdin(id, Bytes::from_static(b"hello pty\n")).await,
+        Reply::Ok
+    );
     // Echo plus cat's copy.
     let seen = read_until(&mut rx, "hello pty\r\nhello pty").await;
     assert!(seen.contains("hello pty"));
@@ -137,7 +164,10 @@ async fn pty_spawn_errors() {
     match r {
         Reply::Error(e) => {
             assert_eq!(e.kind, distant_protocol::msg::ErrorKind::NotFound);
-            assert_eq!(e.message, "cannot run no-such-program-xyz: command not found");
+            assert_eq!(
+                e.message,
+                "cannot run no-such-program-xyz: command not found"
+            );
         }
         other => panic!("{other:?}"),
     }

@@ -67,7 +67,9 @@ struct Done {
 async fn collect(id: u64, rx: &mut mpsc::Receiver<Response>) -> Done {
     let mut matches = Vec::new();
     loop {
-        let r = timeout(WAIT, rx.recv()).await.expect("search did not finish");
+        let r = timeout(WAIT, rx.recv())
+            .await
+            .expect("search did not finish");
         match reply(r.expect("stream ended without SearchDone")) {
             Reply::SearchResults { search, matches: m } => {
                 assert_eq!(search, id);
@@ -125,12 +127,20 @@ async fn contents_match_with_lines_columns_and_submatches() {
         files(&done, dir.path()),
         ["a.txt", "b.rs", "sub/c.txt", "sub/deeper/d.txt"]
     );
-    let a = done.matches.iter().find(|m| m.path.ends_with("a.txt")).unwrap();
+    let a = done
+        .matches
+        .iter()
+        .find(|m| m.path.ends_with("a.txt"))
+        .unwrap();
     assert_eq!(a.line, Some(1));
     assert_eq!(a.column, Some(1));
     assert_eq!(a.text.as_deref(), Some("hello world"));
     assert_eq!(a.submatches, vec![Submatch { start: 0, end: 5 }]);
-    let c = done.matches.iter().find(|m| m.path.ends_with("c.txt")).unwrap();
+    let c = done
+        .matches
+        .iter()
+        .find(|m| m.path.ends_with("c.txt"))
+        .unwrap();
     assert_eq!(c.column, Some(6));
 }
 
@@ -139,12 +149,19 @@ async fn regex_versus_literal() {
     let dir = tree();
     let mut q = query(SearchTarget::Contents, "a.c", dir.path());
     let done = run(q.clone()).await;
-    let m = done.matches.iter().find(|m| m.path.ends_with("regex.txt")).unwrap();
+    let m = done
+        .matches
+        .iter()
+        .find(|m| m.path.ends_with("regex.txt"))
+        .unwrap();
     assert_eq!(m.submatches.len(), 2, "a.c as a regex matches a.c and abc");
     q.regex = false;
     let done = run(q).await;
     assert_eq!(done.matches.len(), 1);
-    assert_eq!(done.matches[0].submatches, vec![Submatch { start: 0, end: 3 }]);
+    assert_eq!(
+        done.matches[0].submatches,
+        vec![Submatch { start: 0, end: 3 }]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -155,7 +172,13 @@ async fn case_sensitivity() {
     q.case_sensitive = false;
     let done = run(q).await;
     // "hello world" and "Hello again" in a.txt, plus the others.
-    assert_eq!(done.matches.iter().filter(|m| m.path.ends_with("a.txt")).count(), 2);
+    assert_eq!(
+        done.matches
+            .iter()
+            .filter(|m| m.path.ends_with("a.txt"))
+            .count(),
+        2
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -170,7 +193,12 @@ async fn path_target_matches_paths() {
     assert_eq!(&m.path[s.start as usize..s.end as usize], "c.txt");
 
     // The root's own name is not part of what is matched.
-    let root_name = dir.path().file_name().unwrap().to_string_lossy().into_owned();
+    let root_name = dir
+        .path()
+        .file_name()
+        .unwrap()
+        .to_string_lossy()
+        .into_owned();
     let done = run(query(SearchTarget::Path, &root_name, dir.path())).await;
     assert!(done.matches.is_empty(), "{:?}", done.matches);
 
@@ -211,7 +239,10 @@ async fn gitignore_and_hidden_switches() {
     assert!(found.contains(&".hidden/h.txt".to_string()), "{found:?}");
     assert!(found.contains(&".hfile".to_string()), "{found:?}");
     assert!(!found.contains(&"ignored.log".to_string()));
-    assert!(!found.contains(&"bin.dat".to_string()), "binary files are skipped");
+    assert!(
+        !found.contains(&"bin.dat".to_string()),
+        "binary files are skipped"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -252,7 +283,10 @@ async fn multiple_paths_including_a_file() {
         dir.path().join("sub/deeper").to_string_lossy().into_owned(),
         dir.path().join("b.rs").to_string_lossy().into_owned(),
     ];
-    assert_eq!(files(&run(q).await, dir.path()), ["b.rs", "sub/deeper/d.txt"]);
+    assert_eq!(
+        files(&run(q).await, dir.path()),
+        ["b.rs", "sub/deeper/d.txt"]
+    );
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -260,29 +294,53 @@ async fn invalid_queries_are_errors() {
     let dir = tree();
     let s = Searches::new(Limits::default());
     let (sink, _rx) = ReplySink::channel(1, 4);
-    let r = s.start(query(SearchTarget::Contents, "a(b", dir.path()), sink.clone()).await;
+    let r = s
+        .start(
+            query(SearchTarget::Contents, "a(b", dir.path()),
+            sink.clone(),
+        )
+        .await;
     match r {
         Reply::Error(e) => {
             assert_eq!(e.kind, ErrorKind::InvalidParams);
             assert!(e.message.contains("a(b"), "{}", e.message);
-            assert!(e.message.to_lowercase().contains("unclosed"), "{}", e.message);
+            assert!(
+                e.message.to_lowercase().contains("unclosed"),
+                "{}",
+                e.message
+            );
         }
         other => panic!("{other:?}"),
     }
     let r = s
-        .start(query(SearchTarget::Contents, "x", &dir.path().join("nope")), sink.clone())
+        .start(
+            query(SearchTarget::Contents, "x", &dir.path().join("nope")),
+            sink.clone(),
+        )
         .await;
-    assert!(matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::NotFound), "{r:?}");
+    assert!(
+        matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::NotFound),
+        "{r:?}"
+    );
     let mut q = query(SearchTarget::Contents, "x", dir.path());
     q.include = vec!["a[".into()];
     let r = s.start(q, sink.clone()).await;
-    assert!(matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::InvalidParams), "{r:?}");
+    assert!(
+        matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::InvalidParams),
+        "{r:?}"
+    );
     let mut q = query(SearchTarget::Contents, "x", dir.path());
     q.paths.clear();
     let r = s.start(q, sink).await;
-    assert!(matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::InvalidParams), "{r:?}");
+    assert!(
+        matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::InvalidParams),
+        "{r:?}"
+    );
     let r = s.cancel(42).await;
-    assert!(matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::InvalidParams), "{r:?}");
+    assert!(
+        matches!(r, Reply::Error(ref e) if e.kind == ErrorKind::InvalidParams),
+        "{r:?}"
+    );
 }
 
 fn big_tree() -> tempfile::TempDir {
@@ -312,7 +370,11 @@ async fn cancel_stops_a_large_search() {
     let done = timeout(Duration::from_secs(5), collect(search, &mut rx))
         .await
         .expect("cancelled search did not end promptly");
-    assert!(done.matches.len() < 19_000, "{} matches after cancel", done.matches.len());
+    assert!(
+        done.matches.len() < 19_000,
+        "{} matches after cancel",
+        done.matches.len()
+    );
     // Cancelling a finished search is harmless.
     assert_eq!(s.cancel(search).await, Reply::Ok);
 }
@@ -332,7 +394,10 @@ async fn max_searches_is_enforced_and_shutdown_ends_searches() {
         panic!("search did not start")
     };
     let (sink2, _rx2) = ReplySink::channel(2, 1);
-    match s.start(query(SearchTarget::Contents, "needle", dir.path()), sink2).await {
+    match s
+        .start(query(SearchTarget::Contents, "needle", dir.path()), sink2)
+        .await
+    {
         Reply::Error(e) => {
             assert_eq!(e.kind, ErrorKind::LimitExceeded);
             assert!(e.message.contains("--max-searches"), "{}", e.message);
@@ -341,7 +406,10 @@ async fn max_searches_is_enforced_and_shutdown_ends_searches() {
     }
     let drain = tokio::spawn(async move { collect(search, &mut rx).await });
     timeout(Duration::from_secs(5), s.shutdown()).await.unwrap();
-    timeout(Duration::from_secs(5), drain).await.unwrap().unwrap();
+    timeout(Duration::from_secs(5), drain)
+        .await
+        .unwrap()
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -364,7 +432,11 @@ async fn results_are_batched() {
                 batches += 1;
                 total += matches.len();
             }
-            Reply::SearchDone { search: id, truncated, .. } => {
+            Reply::SearchDone {
+                search: id,
+                truncated,
+                ..
+            } => {
                 assert_eq!(id, search);
                 assert!(!truncated);
                 break;

@@ -31,7 +31,12 @@ async fn watch(w: &Watches, root: &Path, recursive: bool, exclude: &[&str]) -> W
     let (sink, rx) = ReplySink::channel(1, 64);
     let exclude = exclude.iter().map(|s| s.to_string()).collect();
     match w
-        .watch(root.to_string_lossy().into_owned(), recursive, exclude, sink)
+        .watch(
+            root.to_string_lossy().into_owned(),
+            recursive,
+            exclude,
+            sink,
+        )
         .await
     {
         Reply::Watching { watch } => Watched {
@@ -125,13 +130,16 @@ async fn create_modify_delete_rename() {
     let b = root.join("b.txt");
     std::fs::rename(&a, &b).unwrap();
     let c = s
-        .wait_for("rename", |c| c.kind == ChangeKind::Renamed && Path::new(&c.path) == a)
+        .wait_for("rename", |c| {
+            c.kind == ChangeKind::Renamed && Path::new(&c.path) == a
+        })
         .await;
     assert_eq!(c.to.as_deref().map(Path::new), Some(b.as_path()));
 
     use std::os::unix::fs::PermissionsExt;
     std::fs::set_permissions(&b, std::fs::Permissions::from_mode(0o600)).unwrap();
-    s.wait_for("attributes", is(ChangeKind::Attributes, &b)).await;
+    s.wait_for("attributes", is(ChangeKind::Attributes, &b))
+        .await;
 
     std::fs::remove_file(&b).unwrap();
     s.wait_for("delete", is(ChangeKind::Deleted, &b)).await;
@@ -154,32 +162,43 @@ async fn recursive_versus_not() {
 
     let nested = root.join("sub/deeper/n.txt");
     std::fs::write(&nested, b"x").unwrap();
-    deep.wait_for("nested create", is(ChangeKind::Created, &nested)).await;
+    deep.wait_for("nested create", is(ChangeKind::Created, &nested))
+        .await;
 
     // A directory created after the watch started is watched too.
     let late = root.join("sub/late");
     std::fs::create_dir(&late).unwrap();
-    deep.wait_for("late dir", is(ChangeKind::Created, &late)).await;
+    deep.wait_for("late dir", is(ChangeKind::Created, &late))
+        .await;
     let late_file = late.join("f.txt");
     // The new directory's watch is added asynchronously: retry the write.
     let deadline = Instant::now() + WAIT;
     loop {
         std::fs::write(&late_file, b"x").unwrap();
-        let found = tokio::time::timeout(Duration::from_millis(500), deep.wait_for("late file", |c| {
-            Path::new(&c.path) == late_file
-        }))
+        let found = tokio::time::timeout(
+            Duration::from_millis(500),
+            deep.wait_for("late file", |c| Path::new(&c.path) == late_file),
+        )
         .await;
         if found.is_ok() {
             break;
         }
-        assert!(Instant::now() < deadline, "no event for a file in a new directory");
+        assert!(
+            Instant::now() < deadline,
+            "no event for a file in a new directory"
+        );
     }
 
     // The flat watch sees the sentinel but never the nested file.
     let sentinel = root.join("top.txt");
     std::fs::write(&sentinel, b"x").unwrap();
-    flat.wait_for("sentinel", is(ChangeKind::Created, &sentinel)).await;
-    assert!(!flat.saw_path(&nested), "non-recursive watch saw {:?}", flat.seen);
+    flat.wait_for("sentinel", is(ChangeKind::Created, &sentinel))
+        .await;
+    assert!(
+        !flat.saw_path(&nested),
+        "non-recursive watch saw {:?}",
+        flat.seen
+    );
     assert!(!flat.saw_path(&late_file));
 }
 
@@ -196,14 +215,16 @@ async fn excluded_paths_are_not_reported() {
     std::fs::write(&artifact, b"x").unwrap();
     let sentinel = root.join("main.rs");
     std::fs::write(&sentinel, b"x").unwrap();
-    s.wait_for("sentinel", is(ChangeKind::Created, &sentinel)).await;
+    s.wait_for("sentinel", is(ChangeKind::Created, &sentinel))
+        .await;
     assert!(!s.saw_path(&log), "{:?}", s.seen);
     assert!(!s.saw_path(&artifact), "{:?}", s.seen);
 
     // Renaming an excluded file into view looks like a creation.
     let shown = root.join("build.txt");
     std::fs::rename(&log, &shown).unwrap();
-    s.wait_for("rename into view", is(ChangeKind::Created, &shown)).await;
+    s.wait_for("rename into view", is(ChangeKind::Created, &shown))
+        .await;
 }
 
 #[tokio::test(flavor = "multi_thread")]
@@ -214,7 +235,10 @@ async fn a_vanished_root_ends_the_watch_with_an_error() {
     let w = Watches::new(Limits::default());
     let mut s = watch(&w, &root, true, &[]).await;
     std::fs::remove_dir(&root).unwrap();
-    let error = s.ended().await.expect("an error saying why the watch ended");
+    let error = s
+        .ended()
+        .await
+        .expect("an error saying why the watch ended");
     assert!(error.contains("deleted"), "{error}");
     // It no longer counts against the limit and unwatching it is harmless.
     assert_eq!(w.unwatch(s.id).await, Reply::Ok);
@@ -243,7 +267,12 @@ async fn max_watches_and_errors() {
     let _second = watch(&w, &root, true, &[]).await;
     let (sink, _rx) = ReplySink::channel(1, 4);
     match w
-        .watch(root.to_string_lossy().into_owned(), false, vec![], sink.clone())
+        .watch(
+            root.to_string_lossy().into_owned(),
+            false,
+            vec![],
+            sink.clone(),
+        )
         .await
     {
         Reply::Error(e) => {
@@ -262,7 +291,12 @@ async fn max_watches_and_errors() {
         other => panic!("{other:?}"),
     }
     match w
-        .watch(root.to_string_lossy().into_owned(), false, vec!["a[".into()], sink)
+        .watch(
+            root.to_string_lossy().into_owned(),
+            false,
+            vec!["a[".into()],
+            sink,
+        )
         .await
     {
         Reply::Error(e) => assert_eq!(e.kind, ErrorKind::InvalidParams),

@@ -194,10 +194,7 @@ mod tests {
         input.extend(msg(r#"{"id":2}"#));
         input.extend(b"oops a stray print\r\n\r\n");
         input.extend(b"Content-Type: application/vscode-jsonrpc; charset=utf-8\r\nContent-Length: 2\r\n\r\n{}");
-        for out in [
-            feed_bytewise(&input),
-            LspFramer::default().push(&input, 1),
-        ] {
+        for out in [feed_bytewise(&input), LspFramer::default().push(&input, 1)] {
             assert_eq!(out.len(), 3, "{out:?}");
             assert_eq!(&out[0][..], &msg(r#"{"id":1}"#)[..]);
             assert_eq!(&out[1][..], &msg(r#"{"id":2}"#)[..]);
@@ -225,8 +222,13 @@ mod tests {
         assert!(f.failed());
         assert!(f.push(&msg("x"), 1).is_empty());
         let mut f = LspFramer::default();
-        assert!(f.push(b"Content-Length: 184467440737095516160\r\n\r\n", 1).is_empty());
-        assert!(!f.failed(), "unparseable length is junk, not an absurd length");
+        assert!(f
+            .push(b"Content-Length: 184467440737095516160\r\n\r\n", 1)
+            .is_empty());
+        assert!(
+            !f.failed(),
+            "unparseable length is junk, not an absurd length"
+        );
     }
 
     #[test]

@@ -5,6 +5,9 @@
 //! byte; signals to the whole group, PTY resize, and the kill-everything
 //! cleanup when the session ends.
 
+// Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
+#![allow(clippy::result_large_err)]
+
 mod lsp;
 mod pipes;
 mod pty;
@@ -189,7 +192,10 @@ impl Processes {
                 "cmd contains a NUL byte, which no program argument can hold",
             );
         }
-        if env.iter().any(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0')) {
+        if env
+            .iter()
+            .any(|(k, v)| k.is_empty() || k.contains(['=', '\0']) || v.contains('\0'))
+        {
             return Reply::error(
                 ErrorKind::InvalidParams,
                 "env has an invalid variable: names must be non-empty without '=' or NUL, values without NUL",
@@ -204,7 +210,9 @@ impl Processes {
                         format!("cannot use {dir} as the working directory: it is not a directory"),
                     )
                 }
-                Err(e) => return io_error(&e, &format!("cannot use {dir} as the working directory")),
+                Err(e) => {
+                    return io_error(&e, &format!("cannot use {dir} as the working directory"))
+                }
             },
             None => None,
         };
@@ -416,7 +424,11 @@ impl Processes {
     }
 
     fn pids(&self) -> Vec<u32> {
-        lock(&self.shared.table).procs.values().map(|e| e.pid).collect()
+        lock(&self.shared.table)
+            .procs
+            .values()
+            .map(|e| e.pid)
+            .collect()
     }
 
     /// Waits until no process is left; `false` on timeout.
@@ -445,10 +457,12 @@ fn lookup_mut(table: &mut Table, proc: u64) -> Result<&mut Entry, Reply> {
     if !table.procs.contains_key(&proc) {
         return Err(missing(table, proc));
     }
-    table
-        .procs
-        .get_mut(&proc)
-        .ok_or_else(|| Reply::error(ErrorKind::InvalidParams, format!("no process {proc} in this session")))
+    table.procs.get_mut(&proc).ok_or_else(|| {
+        Reply::error(
+            ErrorKind::InvalidParams,
+            format!("no process {proc} in this session"),
+        )
+    })
 }
 
 fn missing(table: &Table, proc: u64) -> Reply {
