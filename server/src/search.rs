@@ -110,11 +110,17 @@ impl Searches {
                         truncated: false,
                         gone: false,
                     };
-                    plan.execute(&mut run);
+                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                        plan.execute(&mut run);
+                    }));
+                    let error = outcome.err().map(|_| {
+                        tracing::error!(search = id, "search thread panicked");
+                        "the search failed unexpectedly; the results may be incomplete".to_string()
+                    });
                     let done = Reply::SearchDone {
                         search: id,
                         truncated: run.truncated,
-                        error: None,
+                        error,
                     };
                     run.flush();
                     lock(&shared.table).running.remove(&id);

@@ -141,7 +141,18 @@ impl Watches {
         } else {
             RecursiveMode::NonRecursive
         };
-        let watcher = match make_watcher(&root, mode, &tx, &overflow, force_poll) {
+        // A recursive watch walks the whole tree: keep it off the runtime.
+        let made = tokio::task::spawn_blocking({
+            let (root, tx, overflow) = (root.clone(), tx.clone(), overflow.clone());
+            move || make_watcher(&root, mode, &tx, &overflow, force_poll)
+        })
+        .await
+        .unwrap_or_else(|e| {
+            Err(notify::Error::generic(&format!(
+                "the watch could not start: {e}"
+            )))
+        });
+        let watcher = match made {
             Ok(w) => w,
             Err(e) => {
                 lock(&self.shared.table).watches.remove(&id);

@@ -12,7 +12,7 @@ mod lsp;
 mod pipes;
 mod pty;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -92,6 +92,8 @@ struct Table {
     /// Running processes plus spawns in progress (for the limit).
     active: usize,
     procs: HashMap<u64, Entry>,
+    /// Processes that finished before `spawn` registered them.
+    exited_early: HashSet<u64>,
 }
 
 struct Entry {
@@ -141,6 +143,9 @@ impl ProcCtx {
         let mut table = lock(&self.shared.table);
         if table.procs.remove(&self.id).is_some() {
             table.active = table.active.saturating_sub(1);
+        } else {
+            // `spawn` has not registered it yet; it will see this.
+            table.exited_early.insert(self.id);
         }
     }
 }
@@ -248,14 +253,20 @@ impl Processes {
         match result {
             Ok(spawned) => {
                 let pid = spawned.pid;
-                lock(&self.shared.table).procs.insert(
-                    id,
-                    Entry {
-                        pid,
-                        stdin: Some(spawned.stdin),
-                        pty: spawned.pty,
-                    },
-                );
+                let mut table = lock(&self.shared.table);
+                if table.exited_early.remove(&id) {
+                    table.active = table.active.saturating_sub(1);
+                } else {
+                    table.procs.insert(
+                        id,
+                        Entry {
+                            pid,
+                            stdin: Some(spawned.stdin),
+                            pty: spawned.pty,
+                        },
+                    );
+                }
+                drop(table);
                 tracing::debug!(proc = id, pid, cmd = ?cmd, "process started");
                 Reply::ProcSpawned { proc: id, pid }
             }
