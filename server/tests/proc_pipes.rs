@@ -429,3 +429,27 @@ async fn shutdown_kills_everything() {
         .await;
     assert!(matches!(r, Reply::Error(_)), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_blocked_sink_holds_the_process_back() {
+    let p = Processes::new(Limits::default());
+    // Room for one reply only, and nobody reading yet.
+    let (sink, mut rx) = ReplySink::channel(1, 1);
+    let cmd = ["head", "-c", "20000000", "/dev/zero"]
+        .iter()
+        .map(|s| s.to_string())
+        .collect();
+    let Reply::ProcSpawned { proc, pid } = p
+        .spawn(cmd, None, BTreeMap::new(), None, OutputFraming::Raw, sink)
+        .await
+    else {
+        panic!("spawn failed")
+    };
+    // Without backpressure 20 MB of zeros is written in milliseconds; with
+    // it the writer stays blocked on the full pipe.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(!is_dead(pid as i32), "the process ran ahead of its reader");
+    let out = finish(proc, &mut rx).await;
+    assert_eq!(out.stdout.len(), 20_000_000);
+    assert_eq!(out.code, Some(0));
+}

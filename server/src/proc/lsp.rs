@@ -19,7 +19,6 @@ const HEADER_NAMES: [&[u8]; 2] = [b"content-length:", b"content-type:"];
 pub(crate) struct LspFramer {
     buf: BytesMut,
     failed: bool,
-    skipped: u64,
 }
 
 impl LspFramer {
@@ -92,7 +91,6 @@ impl LspFramer {
 
     /// End of stream: reports bytes left over after the last message.
     pub(crate) fn finish(&mut self, proc: u64) {
-        self.flush_skipped(proc);
         if !self.buf.is_empty() && !self.failed {
             tracing::warn!(
                 proc,
@@ -104,25 +102,17 @@ impl LspFramer {
         self.buf.clear();
     }
 
+    /// Drops `n` bytes that are not part of a message, with a warning: a
+    /// run of junk before the next header, or a header candidate that
+    /// turned out malformed.
     fn skip(&mut self, n: usize, proc: u64) {
         let preview = String::from_utf8_lossy(&self.buf[..n.min(80)]).into_owned();
         self.buf.advance(n);
-        self.skipped += n as u64;
-        // One warning per run of junk, not per byte.
-        if n > 1 || self.skipped == 1 {
-            tracing::warn!(
-                proc,
-                bytes = n,
-                "skipping output that is not an LSP message: {preview:?}"
-            );
-        }
-        if find_header_start(&self.buf) == Ok(0) {
-            self.flush_skipped(proc);
-        }
-    }
-
-    fn flush_skipped(&mut self, _proc: u64) {
-        self.skipped = 0;
+        tracing::warn!(
+            proc,
+            bytes = n,
+            "skipping language server output that is not an LSP message: {preview:?}"
+        );
     }
 }
 
