@@ -16,8 +16,9 @@
 //!   operations, metadata, etags.
 //! - [`system`]: `Version` and `SystemInfo`.
 //! - [`errors`]: turning `io::Error`s into replies a person can act on.
-//! - `proc`, `search`, `watch` (behind the `c2-handlers` feature until
-//!   they are merged): processes and PTYs, search, file watching.
+//! - [`proc`]: processes on pipes or PTYs, LSP output framing.
+//! - [`search`]: path and contents search with ripgrep's crates.
+//! - [`watch`]: file watching with notify, debounced, polling fallback.
 
 pub mod errors;
 pub mod fs;
@@ -26,18 +27,9 @@ pub mod reply;
 pub mod session;
 pub mod system;
 
-// C2's modules. Declared through a macro so `cargo fmt` does not go looking
-// for the files before they are merged; enable with `--features c2-handlers`.
-#[cfg(feature = "c2-handlers")]
-macro_rules! c2_handler_modules {
-    () => {
-        pub mod proc;
-        pub mod search;
-        pub mod watch;
-    };
-}
-#[cfg(feature = "c2-handlers")]
-c2_handler_modules!();
+pub mod proc;
+pub mod search;
+pub mod watch;
 
 pub use limits::Limits;
 pub use reply::{Outbox, ReplySink};

@@ -113,6 +113,13 @@ impl ReplySink {
         sink
     }
 
+    /// A released sink on a fresh channel of `capacity` responses: for
+    /// driving a stream producer directly (tests, tools).
+    pub fn channel(origin: RequestId, capacity: usize) -> (Self, mpsc::Receiver<Response>) {
+        let (tx, rx) = mpsc::channel(capacity);
+        (Self::released(Outbox::new(tx), origin), rx)
+    }
+
     /// Sends one streamed reply. Returns `false` when the session is gone
     /// or the stream was never opened: the producer should stop.
     pub async fn send(&self, reply: Reply) -> bool {

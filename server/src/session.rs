@@ -41,7 +41,6 @@ use crate::fs::{self, Files};
 use crate::reply::{Outbox, ReplySink};
 use crate::{system, Limits};
 
-#[cfg(feature = "c2-handlers")]
 use crate::{proc::Processes, search::Searches, watch::Watches};
 
 /// Message given to the ops a sequential batch skipped.
@@ -61,7 +60,6 @@ enum Admitted {
         chunk_size: Option<u32>,
     },
     /// Already answered (a stream's opener was sent).
-    #[cfg_attr(not(feature = "c2-handlers"), allow(dead_code))]
     Answered,
 }
 
@@ -69,11 +67,8 @@ enum Admitted {
 struct State {
     outbox: Outbox,
     files: Files,
-    #[cfg(feature = "c2-handlers")]
     processes: Processes,
-    #[cfg(feature = "c2-handlers")]
     searches: Searches,
-    #[cfg(feature = "c2-handlers")]
     watches: Watches,
 }
 
@@ -86,18 +81,14 @@ pub async fn run_session(
     serve(requests, Outbox::new(responses), limits).await
 }
 
-/// [`run_session`] with a caller-made [`Outbox`], so the network driver
-/// can answer records that did not decode (see [`reply_to_undecodable`])
-/// through the same, consistently numbered, response stream.
+/// [`run_session`] with a caller-made [`Outbox`] (tests use it to share
+/// one outbox between sessions' observers).
 pub async fn serve(mut requests: mpsc::Receiver<Request>, outbox: Outbox, limits: Limits) {
     let state = Arc::new(State {
         outbox,
         files: Files::new(limits.clone()),
-        #[cfg(feature = "c2-handlers")]
         processes: Processes::new(limits.clone()),
-        #[cfg(feature = "c2-handlers")]
         searches: Searches::new(limits.clone()),
-        #[cfg(feature = "c2-handlers")]
         watches: Watches::new(limits.clone()),
     });
     let mut tasks = JoinSet::new();
@@ -107,7 +98,6 @@ pub async fn serve(mut requests: mpsc::Receiver<Request>, outbox: Outbox, limits
     }
     tracing::debug!("session ended; cleaning up");
     tasks.shutdown().await;
-    #[cfg(feature = "c2-handlers")]
     {
         state.processes.shutdown().await;
         state.watches.shutdown().await;
@@ -116,23 +106,6 @@ pub async fn serve(mut requests: mpsc::Receiver<Request>, outbox: Outbox, limits
     state.files.shutdown();
 }
 
-/// For a data record that did not decode as a [`Message`]: the id of the
-/// request it seems to be and the error to answer it with, or `None` when
-/// not even an id can be recovered (log and drop it then). The session
-/// goes on either way.
-pub fn reply_to_undecodable(bytes: &[u8]) -> Option<(RequestId, Reply)> {
-    let id = Message::peek_request_id(bytes)?;
-    let why = match Message::decode(bytes) {
-        Err(e) => e.to_string(),
-        Ok(_) => "it is not a request".to_string(),
-    };
-    Some((
-        id,
-        Reply::Error(invalid(format!(
-            "request {id} could not be understood ({why}); the client and server may speak different protocol versions (check Version)"
-        ))),
-    ))
-}
 
 async fn dispatch(state: &Arc<State>, tasks: &mut JoinSet<()>, request: Request) {
     let origin = request.id;
@@ -326,11 +299,6 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
         } => blocking(move || fs::set_permissions(&path, mode, readonly, recursive)),
         Op::FindUp { path, names } => blocking(move || fs::find_up(&path, &names)),
 
-        // ------------------------------------------------------------------
-        // BEGIN C2 HANDLERS (proc.rs, search.rs, watch.rs). Compiled with
-        // `--features c2-handlers` once those modules are merged.
-        // ------------------------------------------------------------------
-        #[cfg(feature = "c2-handlers")]
         Op::ProcSpawn {
             cmd,
             cwd,
@@ -348,15 +316,10 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
                 .await;
             open_stream(state, origin, opener, release).await
         }
-        #[cfg(feature = "c2-handlers")]
         Op::ProcStdin { proc, data } => Admitted::Now(state.processes.stdin(proc, data).await),
-        #[cfg(feature = "c2-handlers")]
         Op::ProcCloseStdin { proc } => Admitted::Now(state.processes.close_stdin(proc).await),
-        #[cfg(feature = "c2-handlers")]
         Op::ProcKill { proc, signal } => Admitted::Now(state.processes.kill(proc, signal).await),
-        #[cfg(feature = "c2-handlers")]
         Op::ProcResize { proc, size } => Admitted::Now(state.processes.resize(proc, size).await),
-        #[cfg(feature = "c2-handlers")]
         Op::Search { query } => {
             if batched {
                 return Admitted::Now(Reply::Error(in_batch("Search")));
@@ -365,9 +328,7 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
             let opener = state.searches.start(query, sink).await;
             open_stream(state, origin, opener, release).await
         }
-        #[cfg(feature = "c2-handlers")]
         Op::CancelSearch { search } => Admitted::Now(state.searches.cancel(search).await),
-        #[cfg(feature = "c2-handlers")]
         Op::Watch {
             path,
             recursive,
@@ -380,33 +341,12 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
             let opener = state.watches.watch(path, recursive, exclude, sink).await;
             open_stream(state, origin, opener, release).await
         }
-        #[cfg(feature = "c2-handlers")]
         Op::Unwatch { watch } => Admitted::Now(state.watches.unwatch(watch).await),
-        // ------------------------------------------------------------------
-        // END C2 HANDLERS
-        // ------------------------------------------------------------------
-        #[cfg(not(feature = "c2-handlers"))]
-        Op::ProcSpawn { .. }
-        | Op::ProcStdin { .. }
-        | Op::ProcCloseStdin { .. }
-        | Op::ProcKill { .. }
-        | Op::ProcResize { .. }
-        | Op::Search { .. }
-        | Op::CancelSearch { .. }
-        | Op::Watch { .. }
-        | Op::Unwatch { .. } => {
-            let _ = batched;
-            Admitted::Now(Reply::error(
-                ErrorKind::Unsupported,
-                "this server was built without process, search and watch support (check Version's capabilities)",
-            ))
-        }
     }
 }
 
 /// Sends a stream's opening reply, then lets the stream's sink through.
 /// A failed start (an `Error` opener) drops the release, closing the sink.
-#[cfg(feature = "c2-handlers")]
 async fn open_stream(
     state: &Arc<State>,
     origin: RequestId,

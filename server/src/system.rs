@@ -8,17 +8,9 @@ use std::ffi::CStr;
 
 use distant_protocol::msg::{SystemInfo, VersionInfo, CAPABILITIES};
 
-/// Capabilities this build serves. Everything the protocol defines except
-/// what lives in modules that are not compiled in.
+/// Capabilities this build serves: everything the protocol defines.
 pub fn capabilities() -> Vec<String> {
-    CAPABILITIES
-        .iter()
-        .filter(|c| {
-            cfg!(feature = "c2-handlers")
-                || !matches!(**c, "watch" | "search" | "proc" | "pty" | "lsp")
-        })
-        .map(|c| c.to_string())
-        .collect()
+    CAPABILITIES.iter().map(|c| c.to_string()).collect()
 }
 
 /// `Version`.

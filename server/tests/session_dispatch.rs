@@ -13,7 +13,7 @@ use distant_protocol::msg::{
     CAPABILITIES,
 };
 use distant_server::reply::{Outbox, ReplySink};
-use distant_server::session::{reply_to_undecodable, serve, SKIPPED};
+use distant_server::session::{serve, SKIPPED};
 use distant_server::Limits;
 use tokio::sync::mpsc;
 
@@ -209,7 +209,6 @@ async fn bad_requests_get_errors_and_the_session_goes_on() {
     c.close().await;
 }
 
-#[cfg(not(feature = "c2-handlers"))]
 #[tokio::test]
 async fn ops_without_handlers_are_unsupported() {
     let mut c = Client::start();
@@ -218,63 +217,6 @@ async fn ops_without_handlers_are_unsupported() {
     let r = c.call(Op::CancelSearch { search: 1 }).await;
     assert_eq!(err_kind(&r), ErrorKind::Unsupported);
     c.close().await;
-}
-
-#[tokio::test]
-async fn undecodable_request_is_answered_through_the_same_outbox() {
-    // An op this version does not know.
-    #[derive(serde::Serialize)]
-    enum FutureOp {
-        Teleport { to: String },
-    }
-    #[derive(serde::Serialize)]
-    struct FutureRequest {
-        id: u64,
-        payload: FuturePayload,
-    }
-    #[derive(serde::Serialize)]
-    enum FuturePayload {
-        Single(FutureOp),
-    }
-    #[derive(serde::Serialize)]
-    enum Envelope {
-        Request(FutureRequest),
-    }
-    let bytes = rmp_serde::to_vec_named(&Envelope::Request(FutureRequest {
-        id: 41,
-        payload: FuturePayload::Single(FutureOp::Teleport { to: "mars".into() }),
-    }))
-    .unwrap();
-    assert!(reply_to_undecodable(b"\xc1garbage").is_none());
-    let (id, reply) = reply_to_undecodable(&bytes).expect("id recovered");
-    assert_eq!(id, 41);
-    assert_eq!(err_kind(&reply), ErrorKind::InvalidParams);
-
-    let (req_tx, req_rx) = mpsc::channel(8);
-    let (resp_tx, mut resp_rx) = mpsc::channel(8);
-    let outbox = Outbox::new(resp_tx);
-    let server = tokio::spawn(serve(req_rx, outbox.clone(), Limits::default()));
-    // The driver answers the undecodable record, then the session goes on.
-    assert!(outbox.reply(id, reply).await);
-    req_tx
-        .send(Request {
-            id: 42,
-            payload: RequestPayload::Single(Op::Version),
-        })
-        .await
-        .unwrap();
-    let a = resp_rx.recv().await.unwrap();
-    let b = resp_rx.recv().await.unwrap();
-    assert_eq!((a.origin_id, b.origin_id), (41, 42));
-    assert!(b.id > a.id, "one numbering for the session");
-    assert!(matches!(
-        b.payload,
-        ResponsePayload::Single(Reply::Version(_))
-    ));
-    drop(req_tx);
-    server.await.unwrap();
-    // Responses encode as messages.
-    Message::Response(b).encode().unwrap();
 }
 
 #[tokio::test]
