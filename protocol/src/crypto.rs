@@ -137,6 +137,51 @@ impl fmt::Debug for TranscriptHash {
     }
 }
 
+/// Length of a SEC1 uncompressed P-256 point.
+pub const PUBLIC_KEY_LEN: usize = 65;
+
+/// An ephemeral P-256 key pair for one handshake. The secret zeroizes on
+/// drop and is consumed by [`KeyExchange::agree`].
+pub struct KeyExchange(p256::ecdh::EphemeralSecret);
+
+impl fmt::Debug for KeyExchange {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("KeyExchange(<redacted>)")
+    }
+}
+
+impl KeyExchange {
+    /// A fresh ephemeral key pair.
+    pub fn generate(rng: &mut (impl rand::CryptoRng + rand::RngCore)) -> Self {
+        Self(p256::ecdh::EphemeralSecret::random(rng))
+    }
+
+    /// Our public key, SEC1 uncompressed (65 bytes, starting with 0x04).
+    pub fn public_key(&self) -> Vec<u8> {
+        use p256::elliptic_curve::sec1::ToEncodedPoint;
+        self.0
+            .public_key()
+            .to_encoded_point(false)
+            .as_bytes()
+            .to_vec()
+    }
+
+    /// ECDH with the peer's SEC1 uncompressed public key: the shared
+    /// x-coordinate `z`. Rejects anything but a valid, uncompressed,
+    /// non-identity point.
+    pub fn agree(&self, peer_public: &[u8]) -> Result<zeroize::Zeroizing<[u8; 32]>, CryptoError> {
+        if peer_public.len() != PUBLIC_KEY_LEN || peer_public.first() != Some(&0x04) {
+            return Err(CryptoError::InvalidPublicKey);
+        }
+        let peer = p256::PublicKey::from_sec1_bytes(peer_public)
+            .map_err(|_| CryptoError::InvalidPublicKey)?;
+        let shared = self.0.diffie_hellman(&peer);
+        let mut z = zeroize::Zeroizing::new([0u8; 32]);
+        z.copy_from_slice(shared.raw_secret_bytes().as_slice());
+        Ok(z)
+    }
+}
+
 /// Which end of the connection we are.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Side {
