@@ -294,7 +294,8 @@ pub struct ClientConfig {
     pub static_key: Option<StaticKey>,
     /// Accept the `none` method (only for the manager's Unix socket).
     pub accept_none_auth: bool,
-    /// Accept `none` encryption (only for the manager's Unix socket).
+    /// Choose `none` encryption when the server offers it (only for the
+    /// manager's Unix socket); otherwise only XChaCha20-Poly1305 is accepted.
     pub allow_unencrypted: bool,
     /// Wanted compression; falls back to none if the server lacks it.
     pub compression: Compression,
@@ -684,10 +685,13 @@ impl ClientHandshake {
             .iter()
             .filter_map(|n| Encryption::from_name(n))
             .collect();
-        let encryption = if offered_enc.contains(&Encryption::XChaCha20Poly1305) {
-            Encryption::XChaCha20Poly1305
-        } else if self.config.allow_unencrypted && offered_enc.contains(&Encryption::None) {
+        // A client that allows `none` (the manager on its private Unix
+        // socket) wants it when offered; otherwise only XChaCha20-Poly1305.
+        let encryption = if self.config.allow_unencrypted && offered_enc.contains(&Encryption::None)
+        {
             Encryption::None
+        } else if offered_enc.contains(&Encryption::XChaCha20Poly1305) {
+            Encryption::XChaCha20Poly1305
         } else {
             let accepted = if self.config.allow_unencrypted {
                 "xchacha20poly1305 or none"
