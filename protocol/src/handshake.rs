@@ -1583,3 +1583,28 @@ impl ServerHandshake {
         self.session_id
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The byte example in PROTOCOL.md §2.1.
+    #[test]
+    fn offer_header_bytes() {
+        let offer = PlainMessage::Offer(Offer {
+            encryption: vec!["xchacha20poly1305".into()],
+            compression: vec!["none".into()],
+            key_exchange: "p256".into(),
+            public_key: ByteBuf::from(vec![4; 65]),
+            salt: ByteBuf::from(vec![0; 32]),
+            software: "s".into(),
+        });
+        let body = encode_plain(&offer);
+        assert_eq!(
+            hex::encode(&body[..40]),
+            "4453544e0001000001\
+             86aa656e6372797074696f6e91b1786368616368613230706f6c7931333035"
+        );
+        assert_eq!(decode_plain(&body).unwrap(), offer);
+    }
+}
