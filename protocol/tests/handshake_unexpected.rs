@@ -398,3 +398,32 @@ proptest! {
         }
     }
 }
+
+#[test]
+fn resuming_client_rejects_unexpected_messages() {
+    for msg in all_messages() {
+        if matches!(msg, AuthMessage::Info { .. } | AuthMessage::Resumed { .. }) {
+            continue;
+        }
+        let mut r = rng(44);
+        let now = Instant::now();
+        let fake = ManualServer::new(&mut r);
+        let otp = distant_protocol::auth::Otp::random(&mut r);
+        let connect = Connect::Resume {
+            session_id: SessionId([1; 16]),
+            otps: vec![otp],
+            received: 0,
+        };
+        let mut c = ClientHandshake::new(client_cfg(None), connect, &mut r, now);
+        c.handle_frame(body(fake.offer_frame()), now).unwrap();
+        let out = drain_client(&mut c);
+        let (_, mut p) = fake.accept(&out[0]);
+        let r = c.handle_frame(body(p.seal(&msg)), now);
+        if matches!(msg, AuthMessage::Error { .. }) {
+            // Error{fatal: false} is still not valid while resuming.
+            assert_protocol(r, "resumed/Error");
+        } else {
+            assert_protocol(r, &format!("resumed/{}", msg.name()));
+        }
+    }
+}
