@@ -19,8 +19,10 @@ fn connect(c: &mut Criterion) {
         .expect("runtime");
     let key = StaticKey::generate(&mut rand::rngs::OsRng);
     let addr = runtime.block_on(async {
-        let mut config = ServerConfig::default();
-        config.static_key = Some(key.clone());
+        let config = ServerConfig {
+            static_key: Some(key.clone()),
+            ..ServerConfig::default()
+        };
         let mut options = ServerOptions::new(config);
         options.max_sessions = 1_000_000;
         let (server, mut sessions) = Server::new(options);
@@ -33,8 +35,10 @@ fn connect(c: &mut Criterion) {
         tokio::spawn(async move { while sessions.recv().await.is_some() {} });
         addr.to_string()
     });
-    let mut config = ClientConfig::default();
-    config.static_key = Some(key);
+    let config = ClientConfig {
+        static_key: Some(key),
+        ..ClientConfig::default()
+    };
     let options = ClientOptions::new(config);
     let dialer = Arc::new(move || -> DialFuture {
         let addr = addr.clone();

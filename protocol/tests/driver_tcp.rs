@@ -16,7 +16,7 @@ use distant_protocol::driver::server::{Server, ServerOptions};
 use distant_protocol::driver::transport::dial_tcp;
 use distant_protocol::driver::ConnectionState;
 use distant_protocol::handshake::{ClientConfig, ServerConfig};
-use distant_protocol::msg::{FileStamp, Op, Reply, Response, ResponsePayload};
+use distant_protocol::msg::{FileStamp, Op, Reply, RequestPayload, Response, ResponsePayload};
 use rand::SeedableRng;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
@@ -26,10 +26,15 @@ use tokio::task::JoinHandle;
 /// true, `ProcStdin` echoes its data back as a stream of one chunk.
 type Files = Arc<Mutex<HashMap<String, Vec<u8>>>>;
 
-async fn start_server(key: &StaticKey, ttl: Duration) -> (SocketAddr, Files, Server, JoinHandle<()>) {
-    let mut config = ServerConfig::default();
-    config.static_key = Some(key.clone());
-    config.failure_delay = Duration::from_millis(50);
+async fn start_server(
+    key: &StaticKey,
+    ttl: Duration,
+) -> (SocketAddr, Files, Server, JoinHandle<()>) {
+    let config = ServerConfig {
+        static_key: Some(key.clone()),
+        failure_delay: Duration::from_millis(50),
+        ..ServerConfig::default()
+    };
     let mut options = ServerOptions::new(config);
     options.session_ttl = ttl;
     let (server, mut sessions) = Server::new(options);
@@ -47,8 +52,8 @@ async fn start_server(key: &StaticKey, ttl: Duration) -> (SocketAddr, Files, Ser
             tokio::spawn(async move {
                 let mut next_id = 1;
                 while let Some(request) = session.requests.recv().await {
-                    let reply = match request.payload {
-                        distant_protocol::msg::RequestPayload::Single(Op::FileAppend { path, data }) => {
+                    let answer = |op: Op| match op {
+                        Op::FileAppend { path, data } => {
                             let mut files = files.lock().unwrap();
                             let file = files.entry(path).or_default();
                             file.extend_from_slice(&data);
@@ -58,16 +63,20 @@ async fn start_server(key: &StaticKey, ttl: Duration) -> (SocketAddr, Files, Ser
                                 etag: String::new(),
                             })
                         }
-                        distant_protocol::msg::RequestPayload::Single(Op::Exists { .. }) => {
-                            Reply::Exists(true)
-                        }
+                        Op::Exists { .. } => Reply::Exists(true),
                         _ => Reply::Ok,
+                    };
+                    let payload = match request.payload {
+                        RequestPayload::Single(op) => ResponsePayload::Single(answer(op)),
+                        RequestPayload::Batch { ops, .. } => {
+                            ResponsePayload::Batch(ops.into_iter().map(answer).collect())
+                        }
                     };
                     next_id += 1;
                     let response = Response {
                         id: next_id,
                         origin_id: request.id,
-                        payload: ResponsePayload::Single(reply),
+                        payload,
                     };
                     if session.responses.send(response).await.is_err() {
                         break;
@@ -149,8 +158,10 @@ async fn pump(
 }
 
 fn client_options(key: &StaticKey) -> ClientOptions {
-    let mut config = ClientConfig::default();
-    config.static_key = Some(key.clone());
+    let config = ClientConfig {
+        static_key: Some(key.clone()),
+        ..ClientConfig::default()
+    };
     let mut options = ClientOptions::new(config);
     options.reconnect = ReconnectPolicy {
         initial_backoff: Duration::from_millis(20),
@@ -198,7 +209,10 @@ async fn requests_are_answered_over_tcp() {
     let k = key(1);
     let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
     let rpc = connect_via(addr, &k).await.unwrap();
-    assert_eq!(rpc.call(Op::Exists { path: "/".into() }).await.unwrap(), Reply::Exists(true));
+    assert_eq!(
+        rpc.call(Op::Exists { path: "/".into() }).await.unwrap(),
+        Reply::Exists(true)
+    );
     let replies = rpc
         .call_batch(vec![Op::Exists { path: "/a".into() }, Op::Version], false)
         .await
@@ -213,7 +227,10 @@ async fn a_wrong_key_is_refused_with_a_clear_error() {
         Ok(_) => panic!("connected with the wrong key"),
         Err(e) => e.to_string(),
     };
-    assert!(err.to_lowercase().contains("auth"), "unhelpful error: {err}");
+    assert!(
+        err.to_lowercase().contains("auth"),
+        "unhelpful error: {err}"
+    );
 }
 
 /// Appends pipelined through repeated cuts land exactly once, in order.
@@ -261,7 +278,12 @@ async fn appends_survive_cuts_exactly_once() {
         .unwrap();
     assert_eq!(answered, 2000);
     // Spawned calls may be sent in any order; each line must appear once.
-    let content = files.lock().unwrap().get("log").cloned().unwrap_or_default();
+    let content = files
+        .lock()
+        .unwrap()
+        .get("log")
+        .cloned()
+        .unwrap_or_default();
     let mut lines: Vec<&str> = std::str::from_utf8(&content).unwrap().lines().collect();
     assert_eq!(lines.len(), 2000, "an append was lost or duplicated");
     lines.sort();
@@ -291,7 +313,10 @@ async fn a_black_holed_link_is_replaced() {
     proxy.cut();
     wait_for_state(&rpc, "connected", Duration::from_secs(10)).await;
     assert_eq!(call.await.unwrap().unwrap(), Reply::Exists(true));
-    assert!(detected < Duration::from_secs(8), "took {detected:?} to notice the dead link");
+    assert!(
+        detected < Duration::from_secs(8),
+        "took {detected:?} to notice the dead link"
+    );
 }
 
 /// While reconnects are refused the client keeps trying; when the link
@@ -312,7 +337,11 @@ async fn refused_reconnects_are_retried() {
     tokio::time::sleep(Duration::from_millis(500)).await;
     proxy.refuse.store(false, Ordering::SeqCst);
     assert_eq!(
-        tokio::time::timeout(Duration::from_secs(10), call).await.unwrap().unwrap().unwrap(),
+        tokio::time::timeout(Duration::from_secs(10), call)
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap(),
         Reply::Ok
     );
 }
@@ -349,9 +378,17 @@ async fn a_forgotten_session_is_lost_not_hung() {
         }
         other => panic!("expected connection lost, got {other:?}"),
     }
-    assert_eq!(wait_for_state(&rpc, "lost", Duration::from_secs(5)).await.word(), "lost");
+    assert_eq!(
+        wait_for_state(&rpc, "lost", Duration::from_secs(5))
+            .await
+            .word(),
+        "lost"
+    );
     // New requests fail at once too.
-    assert!(matches!(rpc.call(Op::Version).await, Err(RpcError::ConnectionLost(_))));
+    assert!(matches!(
+        rpc.call(Op::Version).await,
+        Err(RpcError::ConnectionLost(_))
+    ));
 }
 
 /// Garbage on the port, a huge length prefix and a stalled peer do not
@@ -376,6 +413,9 @@ async fn hostile_connections_do_not_disturb_a_session() {
         hostile.push(s);
     }
     for _ in 0..20 {
-        assert_eq!(rpc.call(Op::Exists { path: "/".into() }).await.unwrap(), Reply::Exists(true));
+        assert_eq!(
+            rpc.call(Op::Exists { path: "/".into() }).await.unwrap(),
+            Reply::Exists(true)
+        );
     }
 }

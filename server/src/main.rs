@@ -15,7 +15,11 @@ use distant_protocol::handshake::ServerConfig;
 use distant_server::limits::Limits;
 
 #[derive(Parser)]
-#[command(name = "distant-server", version, about = "Serves files, processes, search, watches and language servers to distant clients")]
+#[command(
+    name = "distant-server",
+    version,
+    about = "Serves files, processes, search, watches and language servers to distant clients"
+)]
 struct Cli {
     #[command(subcommand)]
     command: Command,
@@ -89,6 +93,7 @@ fn init_logging() {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
         )
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .init();
 }
 
@@ -105,9 +110,14 @@ fn listen(args: ListenArgs) -> Result<(), String> {
     };
     {
         let mut stdout = std::io::stdout().lock();
-        writeln!(stdout, "distant://:{}@{host}:{}", &*key.to_hex(), addr.port())
-            .and_then(|_| stdout.flush())
-            .map_err(|e| format!("cannot print the credentials line: {e}"))?;
+        writeln!(
+            stdout,
+            "distant://:{}@{host}:{}",
+            &*key.to_hex(),
+            addr.port()
+        )
+        .and_then(|_| stdout.flush())
+        .map_err(|e| format!("cannot print the credentials line: {e}"))?;
     }
     if args.daemon {
         daemonize()?;
@@ -124,8 +134,10 @@ fn listen(args: ListenArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| format!("cannot configure the listener: {e}"))?;
-        let mut config = ServerConfig::default();
-        config.static_key = Some(key);
+        let config = ServerConfig {
+            static_key: Some(key),
+            ..ServerConfig::default()
+        };
         let mut options = ServerOptions::new(config);
         options.session_ttl = Duration::from_secs(args.session_ttl);
         options.max_sessions = args.max_sessions;

@@ -31,7 +31,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 
 use distant_protocol::msg::{
-    ErrorKind, Message, Op, Reply, Request, RequestId, RequestPayload, Response, ResponsePayload,
+    ErrorKind, Op, Reply, Request, RequestId, RequestPayload, Response, ResponsePayload,
 };
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
@@ -74,16 +74,11 @@ struct State {
 
 /// Serves one session until `requests` closes, then cleans up.
 pub async fn run_session(
-    requests: mpsc::Receiver<Request>,
+    mut requests: mpsc::Receiver<Request>,
     responses: mpsc::Sender<Response>,
     limits: Limits,
 ) {
-    serve(requests, Outbox::new(responses), limits).await
-}
-
-/// [`run_session`] with a caller-made [`Outbox`] (tests use it to share
-/// one outbox between sessions' observers).
-pub async fn serve(mut requests: mpsc::Receiver<Request>, outbox: Outbox, limits: Limits) {
+    let outbox = Outbox::new(responses);
     let state = Arc::new(State {
         outbox,
         files: Files::new(limits.clone()),
@@ -105,7 +100,6 @@ pub async fn serve(mut requests: mpsc::Receiver<Request>, outbox: Outbox, limits
     }
     state.files.shutdown();
 }
-
 
 async fn dispatch(state: &Arc<State>, tasks: &mut JoinSet<()>, request: Request) {
     let origin = request.id;

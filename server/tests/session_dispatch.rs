@@ -8,12 +8,9 @@ use std::fs;
 use std::time::Duration;
 
 use common::*;
-use distant_protocol::msg::{
-    ErrorKind, Message, Op, Reply, Request, RequestPayload, ResponsePayload, WriteOptions,
-    CAPABILITIES,
-};
+use distant_protocol::msg::{ErrorKind, Op, Reply, ResponsePayload, WriteOptions, CAPABILITIES};
 use distant_server::reply::{Outbox, ReplySink};
-use distant_server::session::{serve, SKIPPED};
+use distant_server::session::SKIPPED;
 use distant_server::Limits;
 use tokio::sync::mpsc;
 

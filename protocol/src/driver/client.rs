@@ -211,10 +211,15 @@ async fn handshake(
         &mut rand::rngs::OsRng,
         Instant::now(),
     );
-    drive(&mut machine, &mut io, options.handshake_timeout, |_, event| {
-        tracing::debug!(?event, "handshake event");
-        Ok(())
-    })
+    drive(
+        &mut machine,
+        &mut io,
+        options.handshake_timeout,
+        |_, event| {
+            tracing::debug!(?event, "handshake event");
+            Ok(())
+        },
+    )
     .await?;
     match machine.into_established() {
         Ok(established) => Ok((io, established)),
@@ -283,10 +288,8 @@ impl ClientTask {
             match end {
                 LinkEnd::Broken(detail) => {
                     tracing::info!(%detail, "link broken; reconnecting");
-                    self.state.send_replace(ConnectionState::Reconnecting {
-                        attempt: 0,
-                        detail,
-                    });
+                    self.state
+                        .send_replace(ConnectionState::Reconnecting { attempt: 0, detail });
                 }
                 LinkEnd::Preempted(()) => {}
                 LinkEnd::SessionOver(outcome) => {

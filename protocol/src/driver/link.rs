@@ -15,7 +15,7 @@ use std::time::Instant;
 
 use bytes::{Bytes, BytesMut};
 use futures::StreamExt;
-use tokio::io::AsyncWriteExt;
+use tokio::io::{AsyncWrite, AsyncWriteExt};
 use tokio::sync::mpsc;
 
 use super::handshake::FramedIo;
@@ -101,7 +101,7 @@ pub async fn run<P>(
     session: &mut Session,
     pipes: &mut AppPipes,
     preempt: Option<&mut mpsc::Receiver<P>>,
-    hooks: &mut dyn LinkHooks,
+    hooks: &mut (dyn LinkHooks + Send),
 ) -> LinkEnd<P> {
     io.reader.decoder_mut().set_max_len(MAX_FRAME);
     let mut out = BytesMut::with_capacity(64 * 1024);
@@ -187,7 +187,7 @@ pub async fn run<P>(
                     }
                 }
             }
-            res = write_some(io, &mut out, &mut needs_flush), if must_write => {
+            res = write_some(&mut io.writer, &mut out, &mut needs_flush), if must_write => {
                 if let Err(e) = res {
                     return LinkEnd::Broken(format!("connection failed: {e}"));
                 }
@@ -258,23 +258,32 @@ fn session_events(session: &mut Session) -> Option<SessionOutcome> {
     None
 }
 
-async fn write_some(io: &mut FramedIo, out: &mut BytesMut, needs_flush: &mut bool) -> std::io::Result<()> {
+async fn write_some<W: AsyncWrite + Unpin>(
+    writer: &mut W,
+    out: &mut BytesMut,
+    needs_flush: &mut bool,
+) -> std::io::Result<()> {
     if !out.is_empty() {
-        let n = io.writer.write_buf(out).await?;
+        let n = writer.write_buf(out).await?;
         if n == 0 {
             return Err(std::io::ErrorKind::WriteZero.into());
         }
         *needs_flush = true;
     }
     if out.is_empty() && *needs_flush {
-        io.writer.flush().await?;
+        writer.flush().await?;
         *needs_flush = false;
     }
     Ok(())
 }
 
 /// Writes the Close record (and anything before it) with a short deadline.
-async fn flush_close(io: &mut FramedIo, sealer: &mut Sealer, session: &mut Session, out: &mut BytesMut) {
+async fn flush_close(
+    io: &mut FramedIo,
+    sealer: &mut Sealer,
+    session: &mut Session,
+    out: &mut BytesMut,
+) {
     let now = Instant::now();
     while let Some(transmit) = session.poll_transmit(now) {
         if sealer.seal_into(&transmit.parts(), out).is_err() {

@@ -149,9 +149,9 @@ impl RpcClient {
                 replies.len()
             ))),
             ResponsePayload::Single(Reply::Error(e)) => Ok(vec![Reply::Error(e); n]),
-            ResponsePayload::Single(_) => Err(RpcError::Unexpected(
-                "a single answer to a batch".into(),
-            )),
+            ResponsePayload::Single(_) => {
+                Err(RpcError::Unexpected("a single answer to a batch".into()))
+            }
         }
     }
 
@@ -196,13 +196,13 @@ impl RpcClient {
             .encode()
             .map_err(|e| RpcError::Invalid(e.to_string()));
         let result = match encoded {
-            Ok(bytes) if bytes.len() > crate::session::MAX_DATA_PAYLOAD => Err(RpcError::Invalid(
-                format!(
+            Ok(bytes) if bytes.len() > crate::session::MAX_DATA_PAYLOAD => {
+                Err(RpcError::Invalid(format!(
                     "request of {} bytes is over the {} byte limit; send data in chunks",
                     bytes.len(),
                     crate::session::MAX_DATA_PAYLOAD
-                ),
-            )),
+                )))
+            }
             Ok(bytes) => self.outbound.send(Bytes::from(bytes)).await.map_err(|_| {
                 self.shared
                     .ended()
