@@ -207,16 +207,6 @@ async fn bad_requests_get_errors_and_the_session_goes_on() {
 }
 
 #[tokio::test]
-async fn ops_without_handlers_are_unsupported() {
-    let mut c = Client::start();
-    let r = c.call(Op::Unwatch { watch: 1 }).await;
-    assert_eq!(err_kind(&r), ErrorKind::Unsupported);
-    let r = c.call(Op::CancelSearch { search: 1 }).await;
-    assert_eq!(err_kind(&r), ErrorKind::Unsupported);
-    c.close().await;
-}
-
-#[tokio::test]
 async fn slow_op_does_not_stall_the_session() {
     let dir = tempfile::tempdir().unwrap();
     let big = dir.path().join("big");
