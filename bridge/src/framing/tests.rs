@@ -473,3 +473,83 @@ fn random_input_never_panics_or_wedges() {
         }
     }
 }
+
+mod props {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// Junk that cannot contain a header candidate and is not just line
+    /// breaks (those are dropped silently between messages).
+    fn junk_strategy() -> impl Strategy<Value = Vec<u8>> {
+        prop_oneof![
+            Just(Vec::new()),
+            "[a-bd-z0-9 :.!\n]{1,40}"
+                .prop_filter("not only line breaks", |s| s.bytes().any(|b| b != b'\n'))
+                .prop_map(String::into_bytes),
+        ]
+    }
+
+    proptest! {
+        #[test]
+        fn lenient_random_chunking_recovers_every_message(
+            parts in prop::collection::vec(
+                (junk_strategy(), prop::collection::vec(any::<u8>(), 0..200)),
+                1..8,
+            ),
+            chunks in prop::collection::vec(1usize..64, 1..50),
+        ) {
+            let mut input = Vec::new();
+            let mut want_junk: Vec<u8> = Vec::new();
+            for (junk, body) in &parts {
+                input.extend(junk);
+                // Line breaks at a message boundary are dropped silently,
+                // so compare junk without them.
+                want_junk.extend(junk.iter().filter(|b| **b != b'\n'));
+                input.extend(frame(body));
+            }
+            let mut codec = LspCodec::lenient();
+            let mut buf = BytesMut::new();
+            let mut items = Vec::new();
+            let mut pos = 0;
+            let mut sizes = chunks.iter().cycle();
+            while pos < input.len() {
+                let n = (*sizes.next().unwrap()).min(input.len() - pos);
+                buf.extend_from_slice(&input[pos..pos + n]);
+                pos += n;
+                while let Some(f) = codec.decode(&mut buf).unwrap() {
+                    items.push(f);
+                }
+            }
+            while let Some(f) = codec.decode_eof(&mut buf).unwrap() {
+                items.push(f);
+            }
+            let mut got_junk: Vec<u8> = Vec::new();
+            let mut bodies = Vec::new();
+            for item in items {
+                match item {
+                    Frame::Message(b) => bodies.push(b.to_vec()),
+                    Frame::Junk(j) => got_junk.extend(j.iter().filter(|b| **b != b'\n')),
+                    Frame::Invalid(e) => prop_assert!(false, "unexpected {e}"),
+                }
+            }
+            let want: Vec<Vec<u8>> = parts.into_iter().map(|(_, b)| b).collect();
+            prop_assert_eq!(bodies, want);
+            prop_assert_eq!(got_junk, want_junk);
+        }
+
+        #[test]
+        fn strict_random_chunking_and_garbage_never_panics(
+            input in prop::collection::vec(any::<u8>(), 0..400),
+            chunk in 1usize..32,
+        ) {
+            for mut codec in [LspCodec::strict(), LspCodec::lenient()] {
+                let mut buf = BytesMut::new();
+                for piece in input.chunks(chunk) {
+                    buf.extend_from_slice(piece);
+                    while let Ok(Some(_)) = codec.decode(&mut buf) {}
+                }
+                while let Ok(Some(_)) = codec.decode_eof(&mut buf) {}
+            }
+        }
+    }
+}
