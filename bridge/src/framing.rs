@@ -447,6 +447,10 @@ impl Encoder<Vec<u8>> for LspCodec {
 }
 
 /// Frames one body: `Content-Length: N\r\n\r\n` followed by the body.
+///
+/// ```
+/// assert_eq!(distant_bridge::framing::frame(b"{}"), b"Content-Length: 2\r\n\r\n{}");
+/// ```
 pub fn frame(body: &[u8]) -> Vec<u8> {
     let mut out = format!("Content-Length: {}\r\n\r\n", body.len()).into_bytes();
     out.extend_from_slice(body);

@@ -34,6 +34,19 @@
 //! explicit stack, so depth never touches the call stack). The input is not
 //! validated as UTF-8: the tokenizer only looks at ASCII structure, so
 //! invalid bytes outside rewritten URIs pass through untouched.
+//!
+//! ```
+//! use distant_bridge::uri_rewrite::UriMap;
+//!
+//! let map = UriMap::new("distant", "work");
+//! let body = br#"{"uri":"distant://work/src/a.rs","text":"profile: file:///x"}"#;
+//! let out = map.to_remote(body).unwrap();
+//! assert_eq!(out.count, 1);
+//! assert_eq!(
+//!     out.bytes.as_deref(),
+//!     Some(&br#"{"uri":"file:///src/a.rs","text":"profile: file:///x"}"#[..])
+//! );
+//! ```
 
 /// Deepest array/object nesting accepted.
 pub const MAX_DEPTH: usize = 512;
