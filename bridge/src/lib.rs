@@ -1,0 +1,17 @@
+//! `distant-bridge`: the local process editors spawn. It speaks JSON-RPC 2.0
+//! with LSP base-protocol framing on stdio and proxies remote language
+//! servers.
+//!
+//! This crate currently holds the transport-independent foundations:
+//!
+//! - [`framing`]: the LSP base protocol (`Content-Length` framing) as a
+//!   tokio-util codec, with a strict (editor-side) and a lenient
+//!   (language-server-side) mode.
+//! - [`jsonrpc`]: the JSON-RPC 2.0 message model, error codes and the
+//!   bridge's `error.data.kind` values.
+//! - [`uri_rewrite`]: the byte-preserving rewriter between editor-side
+//!   `SCHEME://AUTHORITY/PATH` URIs and remote-side `file:///PATH` URIs.
+
+pub mod framing;
+pub mod jsonrpc;
+pub mod uri_rewrite;
