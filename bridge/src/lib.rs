@@ -4,6 +4,8 @@
 //!
 //! This crate currently holds the transport-independent foundations:
 //!
+//! - [`client`]: a JSON-RPC client over that framing (CLI verbs, the LSP
+//!   proxy and tests talk to a bridge API server with it).
 //! - [`framing`]: the LSP base protocol (`Content-Length` framing) as a
 //!   tokio-util codec, with a strict (editor-side) and a lenient
 //!   (language-server-side) mode.
@@ -12,6 +14,12 @@
 //! - [`uri_rewrite`]: the byte-preserving rewriter between editor-side
 //!   `SCHEME://AUTHORITY/PATH` URIs and remote-side `file:///PATH` URIs.
 
+pub mod api;
+pub mod cli;
+pub mod client;
+pub mod demo;
 pub mod framing;
 pub mod jsonrpc;
+pub mod manager;
+pub mod stdio;
 pub mod uri_rewrite;

@@ -1,0 +1,1 @@
+//! PLACEHOLDER: cli (written next).
