@@ -209,9 +209,16 @@ pub enum Op {
 
     /// Streams `FileChunk`s (at most `chunk_size`, default and max
     /// [`MAX_CHUNK`]) then a terminal `FileEnd`.
+    /// With `offset`/`length`, only that byte range is read (clients read a
+    /// huge file range by range to keep their memory bounded); `FileEnd`
+    /// always stamps the whole file.
     FileRead {
         path: String,
         chunk_size: Option<u32>,
+        #[serde(default)]
+        offset: u64,
+        #[serde(default)]
+        length: Option<u64>,
     },
     /// Whole-file write of at most [`MAX_INLINE_WRITE`] bytes → `FileWritten`.
     FileWrite {

@@ -820,10 +820,19 @@ fn finish_blocking(w: &PendingWrite) -> Result<FileStamp> {
 // Streaming read
 // ---------------------------------------------------------------------------
 
+/// The part of a file a `FileRead` asks for.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct ReadRange {
+    /// First byte to read.
+    pub offset: u64,
+    /// Bytes to read at most; `None` = to the end.
+    pub length: Option<u64>,
+}
+
 /// `FileRead`: streams `FileChunk`s then a terminal `FileEnd` (or a
 /// terminal `Error`) through `sink`, which must already be released.
 /// Memory stays bounded: each chunk waits for room in the response channel.
-pub async fn read(path: String, chunk_size: Option<u32>, sink: ReplySink) {
+pub async fn read(path: String, chunk_size: Option<u32>, range: ReadRange, sink: ReplySink) {
     let chunk = match chunk_size {
         None => MAX_CHUNK,
         Some(0) => {
@@ -848,10 +857,20 @@ pub async fn read(path: String, chunk_size: Option<u32>, sink: ReplySink) {
         }
     };
     let stamp = stamp(&meta);
-    let mut offset = 0u64;
-    loop {
+    let mut offset = range.offset;
+    let mut remaining = range.length.unwrap_or(u64::MAX);
+    if offset > 0 {
+        use std::io::Seek;
+        if let Err(e) = file.seek(std::io::SeekFrom::Start(offset)) {
+            sink.send(Reply::Error(io_error("read", Path::new(&path), &e)))
+                .await;
+            return;
+        }
+    }
+    while remaining > 0 {
+        let want = usize::try_from(remaining).map_or(chunk, |r| r.min(chunk));
         let res = tokio::task::spawn_blocking(move || {
-            let mut buf = vec![0u8; chunk];
+            let mut buf = vec![0u8; want];
             let r = read_full(&mut file, &mut buf).map(|n| {
                 buf.truncate(n);
                 buf
@@ -885,6 +904,7 @@ pub async fn read(path: String, chunk_size: Option<u32>, sink: ReplySink) {
                     return;
                 }
                 offset += n;
+                remaining = remaining.saturating_sub(n);
             }
             Err(e) => {
                 sink.send(Reply::Error(io_error("read", Path::new(&path), &e)))

@@ -58,6 +58,7 @@ enum Admitted {
     Read {
         path: String,
         chunk_size: Option<u32>,
+        range: fs::ReadRange,
     },
     /// Already answered (a stream's opener was sent).
     Answered,
@@ -115,9 +116,13 @@ async fn dispatch(state: &Arc<State>, tasks: &mut JoinSet<()>, request: Request)
                     outbox.reply(origin, reply).await;
                 });
             }
-            Admitted::Read { path, chunk_size } => {
+            Admitted::Read {
+                path,
+                chunk_size,
+                range,
+            } => {
                 let sink = ReplySink::released(state.outbox.clone(), origin);
-                tasks.spawn(fs::read(path, chunk_size, sink));
+                tasks.spawn(fs::read(path, chunk_size, range, sink));
             }
             Admitted::Answered => {}
         },
@@ -226,11 +231,20 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
         Op::Version => Admitted::Now(Reply::Version(system::version())),
         Op::SystemInfo => Admitted::Now(Reply::SystemInfo(system::system_info())),
 
-        Op::FileRead { path, chunk_size } => {
+        Op::FileRead {
+            path,
+            chunk_size,
+            offset,
+            length,
+        } => {
             if batched {
                 Admitted::Now(Reply::Error(in_batch("FileRead")))
             } else {
-                Admitted::Read { path, chunk_size }
+                Admitted::Read {
+                    path,
+                    chunk_size,
+                    range: fs::ReadRange { offset, length },
+                }
             }
         }
         Op::FileWrite {

@@ -44,6 +44,8 @@ async fn one_gib_sparse_file_streams_with_bounded_memory() {
         .send(Op::FileRead {
             path: s(&p),
             chunk_size: None,
+            offset: 0,
+            length: None,
         })
         .await;
     // Read slowly at first: the server must stop at the channel bound.

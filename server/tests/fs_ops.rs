@@ -43,6 +43,8 @@ async fn write_then_read_round_trips_binary_and_stamps_agree() {
         .send(Op::FileRead {
             path: p.clone(),
             chunk_size: Some(1000),
+            offset: 0,
+            length: None,
         })
         .await;
     let mut n = 0;
@@ -61,6 +63,48 @@ async fn write_then_read_round_trips_binary_and_stamps_agree() {
     }
     assert_eq!(n, data.len() as u64);
     assert!(chunks > 3000);
+    c.close().await;
+}
+
+/// A byte range of a file: what clients use to read a huge file piece by
+/// piece with bounded memory.
+#[tokio::test]
+async fn a_range_read_returns_exactly_that_range_and_the_whole_file_stamp() {
+    let dir = tempfile::tempdir().unwrap();
+    let p = s(&dir.path().join("r.bin"));
+    let data: Vec<u8> = (0..=255u8).cycle().take(10_000).collect();
+    fs::write(&p, &data).unwrap();
+    let mut c = Client::start();
+    for (offset, length, want) in [
+        (0u64, Some(100u64), &data[..100]),
+        (9_990, Some(100), &data[9_990..]),
+        (5_000, None, &data[5_000..]),
+        (20_000, Some(5), &data[..0]),
+    ] {
+        let id = c
+            .send(Op::FileRead {
+                path: p.clone(),
+                chunk_size: Some(64),
+                offset,
+                length,
+            })
+            .await;
+        let mut got = Vec::new();
+        loop {
+            match c.reply_for(id).await {
+                Reply::FileChunk { offset: at, data } => {
+                    assert_eq!(at, offset + got.len() as u64);
+                    got.extend_from_slice(&data);
+                }
+                Reply::FileEnd(stamp) => {
+                    assert_eq!(stamp.size, data.len() as u64);
+                    break;
+                }
+                other => panic!("{other:?}"),
+            }
+        }
+        assert_eq!(got, want, "range {offset}+{length:?}");
+    }
     c.close().await;
 }
 

@@ -81,6 +81,8 @@ async fn parallel_batch_answers_in_op_order() {
                 Op::FileRead {
                     path: s(&f),
                     chunk_size: None,
+                    offset: 0,
+                    length: None,
                 },
                 Op::CreateDir {
                     path: s(&dir.path().join("d")),
@@ -168,10 +170,14 @@ async fn bad_requests_get_errors_and_the_session_goes_on() {
         Op::FileRead {
             path: String::new(),
             chunk_size: None,
+            offset: 0,
+            length: None,
         },
         Op::FileRead {
             path: "/tmp".into(),
             chunk_size: Some(0),
+            offset: 0,
+            length: None,
         },
         Op::Exists {
             path: "a\0b".into(),
@@ -300,6 +306,8 @@ async fn session_ends_cleanly_with_a_read_in_flight() {
     c.send(Op::FileRead {
         path: s(&big),
         chunk_size: None,
+        offset: 0,
+        length: None,
     })
     .await;
     tokio::time::sleep(Duration::from_millis(100)).await;

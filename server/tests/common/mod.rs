@@ -103,6 +103,8 @@ impl Client {
             .send(Op::FileRead {
                 path: path.into(),
                 chunk_size: None,
+                offset: 0,
+                length: None,
             })
             .await;
         let mut out = Vec::new();
