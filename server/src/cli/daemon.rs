@@ -18,7 +18,7 @@
 //! 3. a socket file that answers `connect()` means a live daemon: exit 0
 //!    quietly; one that refuses is stale and is removed;
 //! 4. load or create the key (`server.key`, 0600);
-//! 5. bind the socket with umask 0o077, so it is 0600 from creation (never
+//! 5. bind the socket with umask 0o177, so it is 0600 from creation (never
 //!    chmod'ed afterwards);
 //! 6. with `--detach`, fork: the parent exits 0 only now, so whoever
 //!    started it can connect as soon as it returns;
@@ -102,7 +102,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
 
     // SAFETY: umask only changes this process's file-creation mask; no
     // other thread exists yet to create files meanwhile.
-    let old = unsafe { libc::umask(0o077) };
+    let old = unsafe { libc::umask(0o177) };
     let bound = std::os::unix::net::UnixListener::bind(&run.socket);
     unsafe { libc::umask(old) };
     let listener =
