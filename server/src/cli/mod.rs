@@ -22,6 +22,13 @@ use distant_protocol::handshake::ServerConfig;
 use distant_server::limits::Limits;
 use tokio::sync::mpsc;
 
+/// Capacity of each session's request and response channels. A response
+/// can be a whole file chunk (up to 1 MiB), and there is one typed and one
+/// encoded channel per direction, so this bounds the memory one streaming
+/// session holds outside the replay backup: the driver's default (256)
+/// lets a fast file read park half a gigabyte in channels.
+const CHANNEL_CAPACITY: usize = 16;
+
 /// Options of a serving process (`listen` and `daemon`).
 #[derive(Args, Clone, Debug)]
 pub struct ServeArgs {
@@ -57,6 +64,7 @@ impl ServeArgs {
         options.session_ttl = Duration::from_secs(self.session_ttl);
         options.max_sessions = self.max_sessions;
         options.max_unauthenticated = self.max_unauthenticated.max(1);
+        options.channel_capacity = CHANNEL_CAPACITY;
         options
     }
 
