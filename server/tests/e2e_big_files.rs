@@ -108,7 +108,10 @@ async fn e2e_big_file_read_streams_in_bounded_server_memory() {
         size as f64 / 1e6 / elapsed.as_secs_f64(),
         peak / 1024
     );
-    assert!(peak < RSS_LIMIT_KIB, "server peak RSS {peak} KiB over the limit");
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "server peak RSS {peak} KiB over the limit"
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -171,5 +174,8 @@ async fn e2e_big_file_chunked_write_in_bounded_server_memory() {
         size as f64 / 1e6 / elapsed.as_secs_f64(),
         peak / 1024
     );
-    assert!(peak < RSS_LIMIT_KIB, "server peak RSS {peak} KiB over the limit");
+    assert!(
+        peak < RSS_LIMIT_KIB,
+        "server peak RSS {peak} KiB over the limit"
+    );
 }

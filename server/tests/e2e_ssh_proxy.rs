@@ -38,7 +38,10 @@ impl Home {
         self.xdg().join("distant")
     }
     fn env(&self) -> Vec<(&'static str, PathBuf)> {
-        vec![("HOME", self.tmp.path().to_path_buf()), ("XDG_RUNTIME_DIR", self.xdg())]
+        vec![
+            ("HOME", self.tmp.path().to_path_buf()),
+            ("XDG_RUNTIME_DIR", self.xdg()),
+        ]
     }
     fn daemon_pid(&self) -> Option<u32> {
         std::fs::read_to_string(self.run_dir().join("daemon.pid"))
@@ -83,7 +86,11 @@ async fn connect(home: &Arc<Home>) -> (RpcClient, Arc<Mutex<Vec<u32>>>) {
 }
 
 fn mode(path: &Path) -> u32 {
-    std::fs::symlink_metadata(path).unwrap().permissions().mode() & 0o777
+    std::fs::symlink_metadata(path)
+        .unwrap()
+        .permissions()
+        .mode()
+        & 0o777
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -114,7 +121,10 @@ async fn e2e_proxy_starts_a_private_daemon_and_a_second_proxy_reuses_it() {
     let (rpc2, _) = connect(&home).await;
     assert_eq!(read_file(&rpc2, &file).await, b"through ssh");
     assert_eq!(home.daemon_pid(), Some(pid));
-    assert_eq!(std::fs::metadata(dir.join("server.sock")).unwrap().ino(), inode);
+    assert_eq!(
+        std::fs::metadata(dir.join("server.sock")).unwrap().ino(),
+        inode
+    );
 
     // A daemon started by hand while one runs exits 0 and says nothing.
     let out = std::process::Command::new(BIN)
@@ -137,8 +147,14 @@ async fn e2e_a_stale_socket_is_replaced() {
     drop(std::os::unix::net::UnixListener::bind(dir.join("server.sock")).unwrap());
     let stale = std::fs::metadata(dir.join("server.sock")).unwrap().ino();
     let (rpc, _) = connect(&home).await;
-    assert_eq!(rpc.call(Op::Exists { path: "/".into() }).await.unwrap(), Reply::Exists(true));
-    assert_ne!(std::fs::metadata(dir.join("server.sock")).unwrap().ino(), stale);
+    assert_eq!(
+        rpc.call(Op::Exists { path: "/".into() }).await.unwrap(),
+        Reply::Exists(true)
+    );
+    assert_ne!(
+        std::fs::metadata(dir.join("server.sock")).unwrap().ino(),
+        stale
+    );
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -173,7 +189,12 @@ async fn e2e_a_killed_proxy_is_replaced_and_processes_survive() {
         })
         .await
         .unwrap();
-    let (id, pid) = match tokio::time::timeout(T, proc.recv()).await.unwrap().unwrap().unwrap() {
+    let (id, pid) = match tokio::time::timeout(T, proc.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
         Reply::ProcSpawned { proc, pid } => (proc, pid),
         other => panic!("{other:?}"),
     };
@@ -197,10 +218,20 @@ async fn e2e_a_killed_proxy_is_replaced_and_processes_survive() {
     assert_eq!(r, Reply::Ok);
     let mut out = Vec::new();
     while out != b"after the cut\n" {
-        match tokio::time::timeout(T, proc.recv()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(T, proc.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             Reply::ProcOutput { data, .. } => out.extend_from_slice(&data),
             other => panic!("{other:?}"),
         }
     }
-    rpc.call(Op::ProcKill { proc: id, signal: Some("KILL".into()) }).await.unwrap();
+    rpc.call(Op::ProcKill {
+        proc: id,
+        signal: Some("KILL".into()),
+    })
+    .await
+    .unwrap();
 }

@@ -51,7 +51,10 @@ async fn e2e_real_operations_over_the_wire() {
         })
         .await
         .unwrap();
-    assert!(matches!(written, Reply::FileWritten(ref s) if s.size == 13), "{written:?}");
+    assert!(
+        matches!(written, Reply::FileWritten(ref s) if s.size == 13),
+        "{written:?}"
+    );
     assert_eq!(read_file(&rpc, &file).await, b"hello needle\n");
     match rpc
         .call(Op::ReadDir {
@@ -85,7 +88,10 @@ async fn e2e_real_operations_over_the_wire() {
         }
         other => panic!("{other:?}"),
     }
-    assert_eq!(rpc.call(Op::Exists { path: p(&file) }).await.unwrap(), Reply::Exists(true));
+    assert_eq!(
+        rpc.call(Op::Exists { path: p(&file) }).await.unwrap(),
+        Reply::Exists(true)
+    );
 
     // A search finds the file by its contents.
     let mut search = rpc
@@ -108,7 +114,12 @@ async fn e2e_real_operations_over_the_wire() {
         .unwrap();
     let mut hits = 0;
     loop {
-        match tokio::time::timeout(T, search.recv()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(T, search.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             Reply::SearchStarted { .. } => {}
             Reply::SearchResults { matches, .. } => hits += matches.len(),
             Reply::SearchDone { error, .. } => {
@@ -129,13 +140,23 @@ async fn e2e_real_operations_over_the_wire() {
         })
         .await
         .unwrap();
-    let watch_id = match tokio::time::timeout(T, watch.recv()).await.unwrap().unwrap().unwrap() {
+    let watch_id = match tokio::time::timeout(T, watch.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
         Reply::Watching { watch } => watch,
         other => panic!("{other:?}"),
     };
     std::fs::write(dir.path().join("new.txt"), b"x").unwrap();
     loop {
-        match tokio::time::timeout(T, watch.recv()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(T, watch.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             Reply::Changes { changes, .. } => {
                 if changes.iter().any(|c| c.path.ends_with("new.txt")) {
                     break;
@@ -144,15 +165,30 @@ async fn e2e_real_operations_over_the_wire() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(rpc.call(Op::Unwatch { watch: watch_id }).await.unwrap(), Reply::Ok);
+    assert_eq!(
+        rpc.call(Op::Unwatch { watch: watch_id }).await.unwrap(),
+        Reply::Ok
+    );
 
     // A process: output, then exit.
-    let mut proc = rpc.stream(spawn_op(&["echo", "over the wire"])).await.unwrap();
+    let mut proc = rpc
+        .stream(spawn_op(&["echo", "over the wire"]))
+        .await
+        .unwrap();
     let mut out = Vec::new();
     loop {
-        match tokio::time::timeout(T, proc.recv()).await.unwrap().unwrap().unwrap() {
+        match tokio::time::timeout(T, proc.recv())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap()
+        {
             Reply::ProcSpawned { .. } => {}
-            Reply::ProcOutput { stream: OutputStream::Stdout, data, .. } => out.extend_from_slice(&data),
+            Reply::ProcOutput {
+                stream: OutputStream::Stdout,
+                data,
+                ..
+            } => out.extend_from_slice(&data),
             Reply::ProcOutput { .. } => {}
             Reply::ProcExit { code, .. } => {
                 assert_eq!(code, Some(0));
@@ -161,11 +197,32 @@ async fn e2e_real_operations_over_the_wire() {
             other => panic!("{other:?}"),
         }
     }
-    assert_eq!(out, b"over the wire\n", "all output arrives before the exit");
+    assert_eq!(
+        out, b"over the wire\n",
+        "all output arrives before the exit"
+    );
 
-    assert_eq!(rpc.call(Op::Remove { path: p(&file), force: false }).await.unwrap(), Reply::Ok);
-    assert_eq!(rpc.call(Op::Exists { path: p(&file) }).await.unwrap(), Reply::Exists(false));
-    match rpc.call(Op::Remove { path: p(&file), force: false }).await.unwrap() {
+    assert_eq!(
+        rpc.call(Op::Remove {
+            path: p(&file),
+            force: false
+        })
+        .await
+        .unwrap(),
+        Reply::Ok
+    );
+    assert_eq!(
+        rpc.call(Op::Exists { path: p(&file) }).await.unwrap(),
+        Reply::Exists(false)
+    );
+    match rpc
+        .call(Op::Remove {
+            path: p(&file),
+            force: false,
+        })
+        .await
+        .unwrap()
+    {
         Reply::Error(e) => assert_eq!(e.kind, ErrorKind::NotFound),
         other => panic!("{other:?}"),
     }
@@ -212,7 +269,10 @@ async fn e2e_a_malformed_request_gets_an_error_and_the_session_goes_on() {
         .send(Bytes::from_static(b"\xc1 this is not a message"))
         .await
         .unwrap();
-    let bytes = tokio::time::timeout(T, session.inbound.recv()).await.unwrap().unwrap();
+    let bytes = tokio::time::timeout(T, session.inbound.recv())
+        .await
+        .unwrap()
+        .unwrap();
     match Message::decode(&bytes).unwrap() {
         Message::Response(r) => match r.payload {
             ResponsePayload::Single(Reply::Error(e)) => {
@@ -227,8 +287,15 @@ async fn e2e_a_malformed_request_gets_an_error_and_the_session_goes_on() {
         id: 7,
         payload: RequestPayload::Single(Op::Exists { path: "/".into() }),
     });
-    session.outbound.send(Bytes::from(request.encode().unwrap())).await.unwrap();
-    let bytes = tokio::time::timeout(T, session.inbound.recv()).await.unwrap().unwrap();
+    session
+        .outbound
+        .send(Bytes::from(request.encode().unwrap()))
+        .await
+        .unwrap();
+    let bytes = tokio::time::timeout(T, session.inbound.recv())
+        .await
+        .unwrap()
+        .unwrap();
     match Message::decode(&bytes).unwrap() {
         Message::Response(r) => {
             assert_eq!(r.origin_id, 7);
@@ -244,7 +311,12 @@ async fn e2e_processes_survive_a_disconnect_and_are_reaped_after_the_grace_perio
     let relay = FaultProxy::start(server.addr).await;
     let rpc = rpc(relay.addr, &server.key).await;
     let mut proc = rpc.stream(spawn_op(&["sleep", "300"])).await.unwrap();
-    let pid = match tokio::time::timeout(T, proc.recv()).await.unwrap().unwrap().unwrap() {
+    let pid = match tokio::time::timeout(T, proc.recv())
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap()
+    {
         Reply::ProcSpawned { pid, .. } => pid,
         other => panic!("{other:?}"),
     };
@@ -257,7 +329,10 @@ async fn e2e_processes_survive_a_disconnect_and_are_reaped_after_the_grace_perio
     tokio::time::sleep(Duration::from_secs(1)).await;
     relay.refuse.store(false, Ordering::SeqCst);
     wait_for_state(&rpc, "connected", T).await;
-    assert_eq!(rpc.call(Op::Exists { path: "/".into() }).await.unwrap(), Reply::Exists(true));
+    assert_eq!(
+        rpc.call(Op::Exists { path: "/".into() }).await.unwrap(),
+        Reply::Exists(true)
+    );
     assert!(pid_alive(pid), "the process died during a short outage");
 
     // An outage longer than the grace period: the session is lost and the
@@ -265,10 +340,16 @@ async fn e2e_processes_survive_a_disconnect_and_are_reaped_after_the_grace_perio
     relay.refuse.store(true, Ordering::SeqCst);
     relay.cut();
     wait_for_state(&rpc, "reconnecting", T).await;
-    wait_until("the process to be reaped", Duration::from_secs(10), || !pid_alive(pid)).await;
+    wait_until("the process to be reaped", Duration::from_secs(10), || {
+        !pid_alive(pid)
+    })
+    .await;
     relay.refuse.store(false, Ordering::SeqCst);
     wait_for_state(&rpc, "lost", T).await;
-    assert!(matches!(rpc.call(Op::Version).await, Err(RpcError::ConnectionLost(_))));
+    assert!(matches!(
+        rpc.call(Op::Version).await,
+        Err(RpcError::ConnectionLost(_))
+    ));
     match tokio::time::timeout(T, proc.recv()).await.unwrap() {
         Some(Err(RpcError::ConnectionLost(_))) | None => {}
         other => panic!("the process stream should fail as lost: {other:?}"),
@@ -325,6 +406,9 @@ async fn e2e_garbage_on_the_port_does_not_disturb_a_session() {
     // The server is still alive and accepting new sessions once the junk
     // connections are gone.
     drop(held);
-    let again = client::connect(client_options(&server.key, Duration::from_secs(5)), tcp_dialer(addr));
+    let again = client::connect(
+        client_options(&server.key, Duration::from_secs(5)),
+        tcp_dialer(addr),
+    );
     assert!(tokio::time::timeout(T, again).await.unwrap().is_ok());
 }

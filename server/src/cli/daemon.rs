@@ -105,8 +105,7 @@ pub fn run(args: DaemonArgs) -> Result<(), String> {
     let old = unsafe { libc::umask(0o177) };
     let bound = std::os::unix::net::UnixListener::bind(&run.socket);
     unsafe { libc::umask(old) };
-    let listener =
-        bound.map_err(|e| format!("cannot listen on {}: {e}", run.socket.display()))?;
+    let listener = bound.map_err(|e| format!("cannot listen on {}: {e}", run.socket.display()))?;
 
     let log = std::fs::OpenOptions::new()
         .append(true)

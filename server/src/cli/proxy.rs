@@ -122,7 +122,9 @@ fn connect_or_start(run: &RunDir, args: &ProxyArgs) -> Result<UnixStream, ProxyE
         return Ok(s);
     }
     let exe = std::env::current_exe().map_err(|e| {
-        ProxyError::Daemon(format!("cannot find the distant-server binary to start the daemon: {e}"))
+        ProxyError::Daemon(format!(
+            "cannot find the distant-server binary to start the daemon: {e}"
+        ))
     })?;
     let mut cmd = Command::new(&exe);
     cmd.arg("daemon").arg("--detach");
@@ -143,10 +145,7 @@ fn connect_or_start(run: &RunDir, args: &ProxyArgs) -> Result<UnixStream, ProxyE
         .stderr(Stdio::piped())
         .output()
         .map_err(|e| {
-            ProxyError::Daemon(format!(
-                "cannot start the daemon ({}): {e}",
-                exe.display()
-            ))
+            ProxyError::Daemon(format!("cannot start the daemon ({}): {e}", exe.display()))
         })?;
     if !output.status.success() {
         let detail = String::from_utf8_lossy(&output.stderr);

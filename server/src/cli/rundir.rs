@@ -128,17 +128,11 @@ impl RunDir {
                     .and_then(|_| fs::rename(&tmp, &path));
                 if let Err(e) = written {
                     let _ = fs::remove_file(&tmp);
-                    return Err(format!(
-                        "cannot write the key file {}: {e}",
-                        path.display()
-                    ));
+                    return Err(format!("cannot write the key file {}: {e}", path.display()));
                 }
                 Ok(key)
             }
-            Err(e) => Err(format!(
-                "cannot read the key file {}: {e}",
-                path.display()
-            )),
+            Err(e) => Err(format!("cannot read the key file {}: {e}", path.display())),
         }
     }
 }
@@ -156,7 +150,11 @@ fn check_private(path: &Path, want_dir: bool) -> Result<(), String> {
         return Err(format!(
             "{} is not a {} (a symlink or something else is in the way); remove it and run again",
             path.display(),
-            if want_dir { "directory" } else { "regular file" }
+            if want_dir {
+                "directory"
+            } else {
+                "regular file"
+            }
         ));
     }
     // SAFETY: geteuid has no preconditions.

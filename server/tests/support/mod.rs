@@ -14,7 +14,9 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use distant_protocol::auth::StaticKey;
-use distant_protocol::driver::client::{self, ClientOptions, ClientSession, DialFuture, Dialer, ReconnectPolicy};
+use distant_protocol::driver::client::{
+    self, ClientOptions, ClientSession, DialFuture, Dialer, ReconnectPolicy,
+};
 use distant_protocol::driver::rpc::RpcClient;
 use distant_protocol::driver::transport::dial_tcp;
 use distant_protocol::driver::ConnectionState;
@@ -42,7 +44,10 @@ impl ServerProc {
             .args(["listen", "--port", "0"])
             .args(extra)
             .env("DISTANT_KEY", &*key.to_hex())
-            .env("RUST_LOG", std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()))
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+            )
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
             .stderr(Stdio::inherit())
@@ -57,7 +62,11 @@ impl ServerProc {
             .strip_prefix("distant://:")
             .unwrap_or_else(|| panic!("unexpected credentials line {line:?}"));
         let (hex, hostport) = rest.split_once('@').expect("KEY@HOST:PORT");
-        assert_eq!(StaticKey::from_hex(hex).unwrap(), key, "the printed key is ours");
+        assert_eq!(
+            StaticKey::from_hex(hex).unwrap(),
+            key,
+            "the printed key is ours"
+        );
         let addr: SocketAddr = hostport.parse().expect("HOST:PORT");
         Self { child, addr, key }
     }
@@ -112,7 +121,10 @@ pub async fn rpc(addr: SocketAddr, key: &StaticKey) -> RpcClient {
 pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
     let deadline = Instant::now() + within;
     while !cond() {
-        assert!(Instant::now() < deadline, "timed out after {within:?} waiting for {what}");
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
@@ -138,7 +150,9 @@ pub fn pid_alive(pid: u32) -> bool {
     // A zombie still has a /proc entry; look at its state.
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
-            let state = stat.rsplit_once(')').and_then(|(_, r)| r.split_whitespace().next());
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next());
             state != Some("Z") && state != Some("X")
         }
         Err(_) => false,
@@ -297,18 +311,33 @@ impl ChildTransport {
             .strip_prefix("DISTANT-PROXY 1 key=")
             .ok_or_else(|| std::io::Error::other(format!("unexpected greeting {line:?}")))?;
         let key = StaticKey::from_hex(hex).map_err(std::io::Error::other)?;
-        Ok((Self { child, stdout, stdin }, key))
+        Ok((
+            Self {
+                child,
+                stdout,
+                stdin,
+            },
+            key,
+        ))
     }
 }
 
 impl AsyncRead for ChildTransport {
-    fn poll_read(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &mut ReadBuf<'_>) -> Poll<std::io::Result<()>> {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
         Pin::new(&mut self.get_mut().stdout).poll_read(cx, buf)
     }
 }
 
 impl AsyncWrite for ChildTransport {
-    fn poll_write(self: Pin<&mut Self>, cx: &mut Context<'_>, buf: &[u8]) -> Poll<std::io::Result<usize>> {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
         Pin::new(&mut self.get_mut().stdin).poll_write(cx, buf)
     }
     fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
