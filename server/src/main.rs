@@ -1,18 +1,23 @@
-//! `distant-server`: the command line. Parses options, reads the key from a
-//! file or the environment (never from argv), binds, prints the one
-//! credentials line and serves sessions until killed.
+//! `distant-server`: the command line.
+//!
+//! - `listen`: TCP. Reads the key from a file or the environment (never
+//!   from argv), binds, prints the one credentials line and serves sessions
+//!   until killed.
+//! - `daemon`: the per-user server of ssh mode on a private Unix socket
+//!   ([`cli::daemon`]).
+//! - `proxy`: what ssh runs on the remote; relays stdio to the daemon,
+//!   starting it when absent ([`cli::proxy`]).
+
+mod cli;
 
 use std::io::Write;
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use distant_protocol::auth::StaticKey;
-use distant_protocol::driver::server::{Server, ServerOptions};
-use distant_protocol::handshake::ServerConfig;
-use distant_server::limits::Limits;
+
+use cli::ServeArgs;
 
 #[derive(Parser)]
 #[command(
@@ -29,6 +34,11 @@ struct Cli {
 enum Command {
     /// Listen on TCP and print `distant://:KEY@HOST:PORT` on stdout.
     Listen(ListenArgs),
+    /// Serve ssh-mode clients on a private per-user Unix socket.
+    Daemon(cli::daemon::DaemonArgs),
+    /// Relay stdio to the per-user daemon (starting it if absent); what ssh
+    /// runs on the remote. Prints `DISTANT-PROXY 1 key=...` first.
+    Proxy(cli::proxy::ProxyArgs),
 }
 
 #[derive(Args)]
@@ -46,25 +56,23 @@ struct ListenArgs {
     /// Detach into the background after printing the credentials line.
     #[arg(long)]
     daemon: bool,
-    /// Seconds a disconnected session (its processes, watches, unsent
-    /// output) is kept for its client to come back.
-    #[arg(long, default_value_t = 600)]
-    session_ttl: u64,
-    /// Sessions alive at once.
-    #[arg(long, default_value_t = 64)]
-    max_sessions: usize,
-    /// Processes per session.
-    #[arg(long, default_value_t = Limits::default().max_processes)]
-    max_processes: usize,
-    /// Watches per session.
-    #[arg(long, default_value_t = Limits::default().max_watches)]
-    max_watches: usize,
+    #[command(flatten)]
+    serve: ServeArgs,
 }
 
 fn main() {
     let cli = Cli::parse();
     let result = match cli.command {
         Command::Listen(args) => listen(args),
+        Command::Daemon(args) => cli::daemon::run(args),
+        Command::Proxy(args) => match cli::proxy::run(args) {
+            Ok(()) => Ok(()),
+            Err(cli::proxy::ProxyError::Daemon(message)) => {
+                eprintln!("distant-server proxy: {message}");
+                std::process::exit(2);
+            }
+            Err(cli::proxy::ProxyError::Other(message)) => Err(message),
+        },
     };
     if let Err(message) = result {
         eprintln!("distant-server: {message}");
@@ -84,17 +92,6 @@ fn load_key(args: &ListenArgs) -> Result<StaticKey, String> {
             .map_err(|e| format!("DISTANT_KEY is not usable: {e}"));
     }
     Ok(StaticKey::generate(&mut rand::rngs::OsRng))
-}
-
-fn init_logging() {
-    tracing_subscriber::fmt()
-        .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_default_env()
-                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info")),
-        )
-        .with_writer(std::io::stderr)
-        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
-        .init();
 }
 
 fn listen(args: ListenArgs) -> Result<(), String> {
@@ -120,9 +117,9 @@ fn listen(args: ListenArgs) -> Result<(), String> {
         .map_err(|e| format!("cannot print the credentials line: {e}"))?;
     }
     if args.daemon {
-        daemonize()?;
+        cli::daemonize()?;
     }
-    init_logging();
+    cli::init_stderr_logging();
     listener
         .set_nonblocking(true)
         .map_err(|e| format!("cannot configure the listener: {e}"))?;
@@ -134,60 +131,11 @@ fn listen(args: ListenArgs) -> Result<(), String> {
     runtime.block_on(async move {
         let listener = tokio::net::TcpListener::from_std(listener)
             .map_err(|e| format!("cannot configure the listener: {e}"))?;
-        let config = ServerConfig {
-            static_key: Some(key),
-            ..ServerConfig::default()
-        };
-        let mut options = ServerOptions::new(config);
-        options.session_ttl = Duration::from_secs(args.session_ttl);
-        options.max_sessions = args.max_sessions;
-        let limits = Limits {
-            max_processes: args.max_processes,
-            max_watches: args.max_watches,
-            ..Limits::default()
-        };
-        let (server, mut sessions) = Server::new(options);
+        let server = cli::start_server(&args.serve, key);
         tracing::info!(%addr, "listening");
-        let limits = Arc::new(limits);
-        tokio::spawn(async move {
-            while let Some(session) = sessions.recv().await {
-                let limits = (*limits).clone();
-                tokio::spawn(distant_server::session::run_session(
-                    session.requests,
-                    session.responses,
-                    limits,
-                ));
-            }
-        });
         server
             .serve_tcp(listener)
             .await
             .map_err(|e| format!("serving failed: {e}"))
     })
-}
-
-/// Detaches from the terminal: fork, let the parent exit, start a new
-/// session, and point stdio at /dev/null. Runs before any thread exists.
-fn daemonize() -> Result<(), String> {
-    // SAFETY: called before the tokio runtime or any other thread starts, so
-    // the child is a faithful single-threaded copy.
-    match unsafe { libc::fork() } {
-        -1 => return Err(format!("cannot fork: {}", std::io::Error::last_os_error())),
-        0 => {}
-        _ => std::process::exit(0),
-    }
-    // SAFETY: plain syscalls on our own process.
-    unsafe {
-        libc::setsid();
-        let devnull = libc::open(c"/dev/null".as_ptr(), libc::O_RDWR);
-        if devnull >= 0 {
-            libc::dup2(devnull, 0);
-            libc::dup2(devnull, 1);
-            libc::dup2(devnull, 2);
-            if devnull > 2 {
-                libc::close(devnull);
-            }
-        }
-    }
-    Ok(())
 }

@@ -1,13 +1,17 @@
 //! Cuts a language server's stdout into whole `Content-Length` framed
 //! messages (header and body exactly as received). Bytes outside of a
-//! message (a banner, a stray print) are skipped with a warning; a header
-//! announcing an absurd length ends framing for good.
+//! message (a banner, a stray print) are skipped with a warning; a message
+//! over [`MAX_MESSAGE`] is skipped whole (its body bytes discarded exactly)
+//! with a warning, and framing goes on with the next one.
 
 use bytes::{Buf, Bytes, BytesMut};
 
-/// Largest body accepted; a header claiming more is treated as a broken
-/// stream, not buffered.
-pub(crate) const MAX_MESSAGE: u64 = 64 * 1024 * 1024;
+/// Largest body forwarded. One LSP message travels as one `ProcOutput`,
+/// i.e. one data record, which carries at most
+/// `protocol::session::MAX_DATA_PAYLOAD` (16 MiB − 9) including the msgpack
+/// envelope and the header; 15 MiB leaves ample room for both. A larger
+/// message is skipped, never buffered.
+pub(crate) const MAX_MESSAGE: u64 = 15 * 1024 * 1024;
 
 /// Longest header block looked for before deciding a candidate header is junk.
 const MAX_HEADER: usize = 8 * 1024;
@@ -18,24 +22,37 @@ const HEADER_NAMES: [&[u8]; 2] = [b"content-length:", b"content-type:"];
 #[derive(Default)]
 pub(crate) struct LspFramer {
     buf: BytesMut,
-    failed: bool,
+    /// Body bytes of an oversize message still to be thrown away.
+    discard: u64,
 }
 
 impl LspFramer {
-    /// True once framing gave up (absurd length); later input is discarded.
+    /// True while the body of an oversize message is being discarded.
     #[cfg(test)]
-    pub(crate) fn failed(&self) -> bool {
-        self.failed
+    pub(crate) fn discarding(&self) -> bool {
+        self.discard > 0
     }
 
     /// Adds bytes read from stdout and returns every message completed by them.
     pub(crate) fn push(&mut self, data: &[u8], proc: u64) -> Vec<Bytes> {
         let mut out = Vec::new();
-        if self.failed {
-            return out;
+        let mut data = data;
+        if self.discard > 0 {
+            let n = (self.discard.min(data.len() as u64)) as usize;
+            self.discard -= n as u64;
+            data = &data[n..];
         }
         self.buf.extend_from_slice(data);
         loop {
+            // 0. The rest of an oversize message's body.
+            if self.discard > 0 {
+                let n = (self.discard.min(self.buf.len() as u64)) as usize;
+                self.buf.advance(n);
+                self.discard -= n as u64;
+                if self.discard > 0 {
+                    break;
+                }
+            }
             // 1. Skip anything before the next header.
             match find_header_start(&self.buf) {
                 Ok(0) => {}
@@ -71,14 +88,14 @@ impl LspFramer {
                 tracing::warn!(
                     proc,
                     length,
-                    "language server announced a {length}-byte message (limit {MAX_MESSAGE}); \
-                     its stdout is no longer framed and the rest of it is discarded"
+                    "language server sent a {length}-byte message, over the {MAX_MESSAGE}-byte \
+                     limit of one forwarded message; skipping it"
                 );
-                self.failed = true;
-                self.buf = BytesMut::new();
-                break;
+                self.buf.advance(end + 4);
+                self.discard = length;
+                continue;
             }
-            // `length` ≤ 64 MiB, so this cannot overflow.
+            // `length` ≤ 15 MiB, so this cannot overflow.
             let total = end + 4 + length as usize;
             if self.buf.len() < total {
                 self.buf.reserve(total - self.buf.len());
@@ -91,7 +108,7 @@ impl LspFramer {
 
     /// End of stream: reports bytes left over after the last message.
     pub(crate) fn finish(&mut self, proc: u64) {
-        if !self.buf.is_empty() && !self.failed {
+        if !self.buf.is_empty() || self.discard > 0 {
             tracing::warn!(
                 proc,
                 bytes = self.buf.len(),
@@ -100,6 +117,7 @@ impl LspFramer {
             );
         }
         self.buf.clear();
+        self.discard = 0;
     }
 
     /// Drops `n` bytes that are not part of a message, with a warning: a
@@ -205,20 +223,41 @@ mod tests {
     }
 
     #[test]
-    fn absurd_length_ends_framing() {
+    fn oversize_message_is_skipped_and_framing_goes_on() {
+        let big = MAX_MESSAGE as usize + 1;
+        let mut input = msg("a");
+        input.extend(format!("Content-Length: {big}\r\n\r\n").into_bytes());
+        // The body contains what looks like a header: it must not be framed.
+        let mut body = msg("inside the big one");
+        body.resize(big, b'z');
+        input.extend(&body);
+        input.extend(msg("b"));
+        let want = vec![Bytes::from(msg("a")), Bytes::from(msg("b"))];
+        assert_eq!(LspFramer::default().push(&input, 1), want);
+        // The same, fed in uneven pieces.
         let mut f = LspFramer::default();
-        let out = f.push(b"Content-Length: 99999999999\r\n\r\n", 1);
-        assert!(out.is_empty());
-        assert!(f.failed());
-        assert!(f.push(&msg("x"), 1).is_empty());
+        let mut out = Vec::new();
+        for piece in input.chunks(1_000_003) {
+            out.extend(f.push(piece, 1));
+        }
+        assert_eq!(out, want);
+        assert!(!f.discarding());
+        // Just at the limit is forwarded.
+        let body = "y".repeat(MAX_MESSAGE as usize);
+        assert_eq!(LspFramer::default().push(&msg(&body), 1).len(), 1);
+    }
+
+    #[test]
+    fn absurd_lengths_are_skipped_not_fatal() {
+        let mut f = LspFramer::default();
+        assert!(f.push(b"Content-Length: 99999999999\r\n\r\n", 1).is_empty());
+        assert!(f.discarding(), "the announced body is being discarded");
         let mut f = LspFramer::default();
         assert!(f
             .push(b"Content-Length: 184467440737095516160\r\n\r\n", 1)
             .is_empty());
-        assert!(
-            !f.failed(),
-            "unparseable length is junk, not an absurd length"
-        );
+        assert!(!f.discarding(), "unparseable length is junk, not a length");
+        assert_eq!(f.push(&msg("x"), 1), vec![Bytes::from(msg("x"))]);
     }
 
     #[test]

@@ -1,0 +1,349 @@
+//! Shared harness of the end-to-end tests: the real `distant-server`
+//! binary as a child process (killed on drop), protocol-driver clients, a
+//! fault-injecting TCP relay, `/proc` probes and deadline-based waiting.
+#![allow(dead_code)]
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::Path;
+use std::pin::Pin;
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant};
+
+use distant_protocol::auth::StaticKey;
+use distant_protocol::driver::client::{
+    self, ClientOptions, ClientSession, DialFuture, Dialer, ReconnectPolicy,
+};
+use distant_protocol::driver::rpc::RpcClient;
+use distant_protocol::driver::transport::dial_tcp;
+use distant_protocol::driver::ConnectionState;
+use distant_protocol::handshake::ClientConfig;
+use distant_protocol::msg::{Op, Reply};
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::task::JoinHandle;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_distant-server");
+
+/// A `distant-server listen` child; killed when dropped.
+pub struct ServerProc {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub key: StaticKey,
+}
+
+impl ServerProc {
+    /// Starts `distant-server listen --port 0 EXTRA…` with the key in
+    /// `DISTANT_KEY` and parses its credentials line.
+    pub fn start(extra: &[&str]) -> Self {
+        let key = StaticKey::generate(&mut rand::rngs::OsRng);
+        let mut child = Command::new(BIN)
+            .args(["listen", "--port", "0"])
+            .args(extra)
+            .env("DISTANT_KEY", &*key.to_hex())
+            .env(
+                "RUST_LOG",
+                std::env::var("RUST_LOG").unwrap_or_else(|_| "error".into()),
+            )
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("spawn distant-server");
+        let mut line = String::new();
+        BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read the credentials line");
+        let line = line.trim();
+        let rest = line
+            .strip_prefix("distant://:")
+            .unwrap_or_else(|| panic!("unexpected credentials line {line:?}"));
+        let (hex, hostport) = rest.split_once('@').expect("KEY@HOST:PORT");
+        assert_eq!(
+            StaticKey::from_hex(hex).unwrap(),
+            key,
+            "the printed key is ours"
+        );
+        let addr: SocketAddr = hostport.parse().expect("HOST:PORT");
+        Self { child, addr, key }
+    }
+
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+}
+
+impl Drop for ServerProc {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+pub fn client_options(key: &StaticKey, give_up_after: Duration) -> ClientOptions {
+    let config = ClientConfig {
+        static_key: Some(key.clone()),
+        ..ClientConfig::default()
+    };
+    let mut options = ClientOptions::new(config);
+    options.reconnect = ReconnectPolicy {
+        initial_backoff: Duration::from_millis(20),
+        max_backoff: Duration::from_millis(200),
+        give_up_after,
+    };
+    options.dial_timeout = Duration::from_secs(2);
+    options.handshake_timeout = Duration::from_secs(5);
+    options
+}
+
+pub fn tcp_dialer(addr: SocketAddr) -> Arc<dyn Dialer> {
+    let target = addr.to_string();
+    Arc::new(move || -> DialFuture {
+        let target = target.clone();
+        Box::pin(async move { dial_tcp(&target, Duration::from_secs(2)).await })
+    })
+}
+
+pub async fn session(addr: SocketAddr, key: &StaticKey, give_up_after: Duration) -> ClientSession {
+    client::connect(client_options(key, give_up_after), tcp_dialer(addr))
+        .await
+        .expect("connect to the server")
+}
+
+pub async fn rpc(addr: SocketAddr, key: &StaticKey) -> RpcClient {
+    RpcClient::new(session(addr, key, Duration::from_secs(30)).await)
+}
+
+/// Polls `cond` until it holds or `within` passes.
+pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
+    let deadline = Instant::now() + within;
+    while !cond() {
+        assert!(
+            Instant::now() < deadline,
+            "timed out after {within:?} waiting for {what}"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+}
+
+pub async fn wait_for_state(rpc: &RpcClient, want: &str, within: Duration) -> ConnectionState {
+    let mut state = rpc.state();
+    tokio::time::timeout(within, async {
+        loop {
+            let current = state.borrow_and_update().clone();
+            if current.word() == want {
+                return current;
+            }
+            if state.changed().await.is_err() {
+                return state.borrow().clone();
+            }
+        }
+    })
+    .await
+    .unwrap_or_else(|_| panic!("state did not become {want} within {within:?}"))
+}
+
+pub fn pid_alive(pid: u32) -> bool {
+    // A zombie still has a /proc entry; look at its state.
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => {
+            let state = stat
+                .rsplit_once(')')
+                .and_then(|(_, r)| r.split_whitespace().next());
+            state != Some("Z") && state != Some("X")
+        }
+        Err(_) => false,
+    }
+}
+
+/// VmRSS and VmHWM (peak) of a process, in KiB.
+pub fn rss_kib(pid: u32) -> (u64, u64) {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let field = |name: &str| {
+        status
+            .lines()
+            .find(|l| l.starts_with(name))
+            .and_then(|l| l.split_whitespace().nth(1))
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    };
+    (field("VmRSS:"), field("VmHWM:"))
+}
+
+/// Reads a whole file over `FileRead`.
+pub async fn read_file(rpc: &RpcClient, path: &Path) -> Vec<u8> {
+    let mut stream = rpc
+        .stream(Op::FileRead {
+            path: path.display().to_string(),
+            chunk_size: None,
+        })
+        .await
+        .unwrap();
+    let mut out = Vec::new();
+    while let Some(reply) = stream.recv().await {
+        match reply.unwrap() {
+            Reply::FileChunk { offset, data } => {
+                assert_eq!(offset as usize, out.len());
+                out.extend_from_slice(&data);
+            }
+            Reply::FileEnd(_) => return out,
+            other => panic!("unexpected reply to FileRead: {other:?}"),
+        }
+    }
+    panic!("FileRead ended without FileEnd")
+}
+
+/// A TCP relay that can cut, black-hole or refuse connections (the one of
+/// protocol/tests/driver_tcp.rs).
+#[derive(Clone)]
+pub struct FaultProxy {
+    pub addr: SocketAddr,
+    pub target: Arc<Mutex<SocketAddr>>,
+    relays: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    pub blackhole: Arc<AtomicBool>,
+    pub refuse: Arc<AtomicBool>,
+}
+
+impl FaultProxy {
+    pub async fn start(target: SocketAddr) -> Self {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let proxy = FaultProxy {
+            addr: listener.local_addr().unwrap(),
+            target: Arc::new(Mutex::new(target)),
+            relays: Arc::default(),
+            blackhole: Arc::default(),
+            refuse: Arc::default(),
+        };
+        let p = proxy.clone();
+        tokio::spawn(async move {
+            while let Ok((inbound, _)) = listener.accept().await {
+                if p.refuse.load(Ordering::SeqCst) {
+                    drop(inbound);
+                    continue;
+                }
+                let target = *p.target.lock().unwrap();
+                let Ok(outbound) = TcpStream::connect(target).await else {
+                    continue;
+                };
+                let (ri, wi) = inbound.into_split();
+                let (ro, wo) = outbound.into_split();
+                let a = tokio::spawn(pump(ri, wo, p.blackhole.clone()));
+                let b = tokio::spawn(pump(ro, wi, p.blackhole.clone()));
+                p.relays.lock().unwrap().extend([a, b]);
+            }
+        });
+        proxy
+    }
+
+    /// Drops every relayed connection (both sockets close).
+    pub fn cut(&self) {
+        for relay in self.relays.lock().unwrap().drain(..) {
+            relay.abort();
+        }
+    }
+}
+
+async fn pump(
+    mut from: tokio::net::tcp::OwnedReadHalf,
+    mut to: tokio::net::tcp::OwnedWriteHalf,
+    blackhole: Arc<AtomicBool>,
+) {
+    let mut buf = vec![0u8; 64 * 1024];
+    loop {
+        let n = match from.read(&mut buf).await {
+            Ok(0) | Err(_) => return,
+            Ok(n) => n,
+        };
+        if blackhole.load(Ordering::SeqCst) {
+            continue;
+        }
+        if to.write_all(&buf[..n]).await.is_err() {
+            return;
+        }
+    }
+}
+
+/// A `distant-server proxy` child's stdout and stdin as one transport; the
+/// child is killed when the transport is dropped.
+pub struct ChildTransport {
+    pub child: tokio::process::Child,
+    stdout: tokio::process::ChildStdout,
+    stdin: tokio::process::ChildStdin,
+}
+
+impl ChildTransport {
+    /// Spawns `distant-server proxy ARGS…` with the given environment and
+    /// reads its greeting; returns the transport and the key it announced.
+    pub async fn spawn_proxy(
+        args: &[&str],
+        env: &[(&str, &Path)],
+    ) -> std::io::Result<(Self, StaticKey)> {
+        let mut cmd = tokio::process::Command::new(BIN);
+        cmd.arg("proxy").args(args);
+        for (k, v) in env {
+            cmd.env(k, v);
+        }
+        let mut child = cmd
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .kill_on_drop(true)
+            .spawn()?;
+        let mut stdout = child.stdout.take().unwrap();
+        let stdin = child.stdin.take().unwrap();
+        // Byte by byte: nothing after the newline belongs to the greeting.
+        let mut line = Vec::new();
+        loop {
+            let b = stdout.read_u8().await?;
+            if b == b'\n' {
+                break;
+            }
+            line.push(b);
+            if line.len() > 200 {
+                return Err(std::io::Error::other("greeting too long"));
+            }
+        }
+        let line = String::from_utf8(line).map_err(std::io::Error::other)?;
+        let hex = line
+            .strip_prefix("DISTANT-PROXY 1 key=")
+            .ok_or_else(|| std::io::Error::other(format!("unexpected greeting {line:?}")))?;
+        let key = StaticKey::from_hex(hex).map_err(std::io::Error::other)?;
+        Ok((
+            Self {
+                child,
+                stdout,
+                stdin,
+            },
+            key,
+        ))
+    }
+}
+
+impl AsyncRead for ChildTransport {
+    fn poll_read(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stdout).poll_read(cx, buf)
+    }
+}
+
+impl AsyncWrite for ChildTransport {
+    fn poll_write(
+        self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<std::io::Result<usize>> {
+        Pin::new(&mut self.get_mut().stdin).poll_write(cx, buf)
+    }
+    fn poll_flush(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stdin).poll_flush(cx)
+    }
+    fn poll_shutdown(self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<std::io::Result<()>> {
+        Pin::new(&mut self.get_mut().stdin).poll_shutdown(cx)
+    }
+}
