@@ -76,6 +76,8 @@ async fn e2e_big_file_read_streams_in_bounded_server_memory() {
         .stream(Op::FileRead {
             path: path.display().to_string(),
             chunk_size: None,
+            offset: 0,
+            length: None,
         })
         .await
         .unwrap();

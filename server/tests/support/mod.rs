@@ -179,6 +179,8 @@ pub async fn read_file(rpc: &RpcClient, path: &Path) -> Vec<u8> {
         .stream(Op::FileRead {
             path: path.display().to_string(),
             chunk_size: None,
+            offset: 0,
+            length: None,
         })
         .await
         .unwrap();
