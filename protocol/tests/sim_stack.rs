@@ -535,7 +535,11 @@ impl Sim {
     /// end notices, after the prefix and its own delay, with probability
     /// `notice`.
     fn cut(&mut self, conn: usize, keep_all: bool, notice: f64) {
-        for dir in [C2S, S2C] {
+        self.cut_dirs(conn, &[C2S, S2C], keep_all, notice);
+    }
+
+    fn cut_dirs(&mut self, conn: usize, dirs: &[usize], keep_all: bool, notice: f64) {
+        for &dir in dirs {
             let total: usize = self.conns[conn].pipes[dir]
                 .inflight
                 .iter()
@@ -1401,6 +1405,31 @@ impl Sim {
                     let notice = if self.rng.gen_bool(0.2) { 0.5 } else { 0.95 };
                     self.log(format!("FAULT: cut conn {conn}"));
                     self.cut(conn, false, notice);
+                }
+            }
+            4 if self.rng.gen_bool(0.5) => {
+                // The server stops reading this connection for a while (a
+                // busy task, a full buffer) while the client sees it die:
+                // records the client sent on it arrive late.
+                if let Some(conn) = target {
+                    let extra = self.rng.gen_range(200 * MS..4 * SEC);
+                    self.log(format!(
+                        "FAULT: server stalls reading conn {conn} for {} ms; client sees it die",
+                        extra / MS
+                    ));
+                    let pipe = &mut self.conns[conn].pipes[C2S];
+                    for (at, _) in pipe.inflight.iter_mut() {
+                        *at += extra;
+                    }
+                    pipe.last_at += extra;
+                    let ats: Vec<u64> = pipe.inflight.iter().map(|(at, _)| *at).collect();
+                    for at in ats {
+                        self.schedule(at, Ev::Wake { conn, dir: C2S });
+                    }
+                    let c = &mut self.conns[conn];
+                    c.extra[C2S] = extra;
+                    c.extra_until[C2S] = self.now + extra;
+                    self.cut_dirs(conn, &[S2C], false, 0.9);
                 }
             }
             4 => {
