@@ -399,6 +399,24 @@ impl SessionTask {
                 next_otp,
             } = attach;
             if !is_new {
+                // A client's received count only grows, and each resume
+                // carries it as it was when the client dialled. A resume
+                // below what the client has already confirmed (by a later
+                // resume or an ack) is therefore an attempt the client gave
+                // up on, delivered late; its OTP can still match when no
+                // newer connection has carried a record yet. Resuming it
+                // would make the session think the client lost its state,
+                // so drop it and wait for the client's real reconnect.
+                if peer_received < self.session.stats().acked {
+                    tracing::info!(
+                        id = %self.id,
+                        peer_received,
+                        "dropping a stale resume attempt"
+                    );
+                    drop(io);
+                    next = self.await_resume().await;
+                    continue;
+                }
                 if let Err(e) = self.session.connected(Instant::now(), Some(peer_received)) {
                     tracing::warn!(id = %self.id, "resume failed: {e}");
                     break;
@@ -428,16 +446,7 @@ impl SessionTask {
                 }
                 LinkEnd::Broken(detail) => {
                     tracing::info!(id = %self.id, %detail, "connection lost; keeping the session");
-                    let ttl = self.inner.options.session_ttl;
-                    match tokio::time::timeout(ttl, self.attach_rx.recv()).await {
-                        Ok(Some(attach)) => next = Some((attach, false)),
-                        Ok(None) => {}
-                        Err(_) => tracing::info!(
-                            id = %self.id,
-                            "no resume within {} s; ending the session",
-                            ttl.as_secs()
-                        ),
-                    }
+                    next = self.await_resume().await;
                 }
                 LinkEnd::SessionOver(outcome) => {
                     tracing::info!(id = %self.id, ?outcome, "session over");
@@ -446,6 +455,23 @@ impl SessionTask {
         }
         self.inner.sessions().remove(&self.id);
         // Dropping the pipes closes the application's request channel.
+    }
+
+    /// Waits up to the session's grace period for a resuming connection.
+    async fn await_resume(&mut self) -> Option<(Attach, bool)> {
+        let ttl = self.inner.options.session_ttl;
+        match tokio::time::timeout(ttl, self.attach_rx.recv()).await {
+            Ok(Some(attach)) => Some((attach, false)),
+            Ok(None) => None,
+            Err(_) => {
+                tracing::info!(
+                    id = %self.id,
+                    "no resume within {} s; ending the session",
+                    ttl.as_secs()
+                );
+                None
+            }
+        }
     }
 }
 
