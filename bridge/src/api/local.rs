@@ -135,13 +135,15 @@ pub async fn start(configured: Option<&Path>) -> Result<(LocalServer, Destinatio
                 format!("cannot read the local server's address: {e}"),
             ))
         }
-        Ok(Ok(0)) => return Err(RpcError::new(
-            ErrorKind::Other,
-            format!(
+        Ok(Ok(0)) => {
+            return Err(RpcError::new(
+                ErrorKind::Other,
+                format!(
                 "the local server ({}) exited before printing its address; see its messages above",
                 binary.display()
             ),
-        )),
+            ))
+        }
         Ok(Ok(_)) => {}
     }
     let destination = Destination::parse(line.trim(), None).map_err(|_| {

@@ -531,10 +531,18 @@ impl Api {
 /// Forwards a connection's state changes to every peer as
 /// `connection/state`.
 async fn watch_state(api: Weak<Api>, id: String, mut state: watch::Receiver<ConnectionState>) {
+    let mut last = state.borrow_and_update().clone();
     while state.changed().await.is_ok() {
+        {
+            let now = state.borrow_and_update();
+            if now.word() == last.word() {
+                continue;
+            }
+            last = now.clone();
+        }
         let (word, detail, is_final) = {
-            let s = state.borrow_and_update();
-            let detail = match &*s {
+            let s = &last;
+            let detail = match s {
                 ConnectionState::Connected => None,
                 ConnectionState::Reconnecting { detail, .. } => Some(detail.clone()),
                 ConnectionState::Lost { reason } | ConnectionState::Closed { reason } => {
