@@ -81,23 +81,39 @@ pub struct Peer {
     pub client: JsonRpcClient,
     pub notes: mpsc::Receiver<Notification>,
     pub served: JoinHandle<ServeEnd>,
+    /// Copies client → server; aborting it is the peer hanging up.
+    line: JoinHandle<()>,
 }
 
 pub fn peer(api: &Arc<Api>) -> Peer {
-    let (client_io, server_io) = tokio::io::duplex(1 << 20);
-    let (sr, sw) = tokio::io::split(server_io);
-    let (cr, cw) = tokio::io::split(client_io);
+    let (client_w, mut line_r) = tokio::io::duplex(1 << 20);
+    let (mut line_w, server_r) = tokio::io::duplex(1 << 20);
+    let (server_w, client_r) = tokio::io::duplex(1 << 20);
+    let line = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut line_r, &mut line_w).await;
+    });
     let api = api.clone();
-    let served = tokio::spawn(async move { api.serve(sr, sw).await });
-    let (client, notes) = JsonRpcClient::new(cr, cw);
+    let served = tokio::spawn(async move { api.serve(server_r, server_w).await });
+    let (client, notes) = JsonRpcClient::new(client_r, client_w);
     Peer {
         client,
         notes,
         served,
+        line,
     }
 }
 
 impl Peer {
+    /// Closes the peer's side (the server sees EOF) and waits for serving
+    /// to end.
+    pub async fn hang_up(self) -> ServeEnd {
+        self.line.abort();
+        tokio::time::timeout(WAIT, self.served)
+            .await
+            .expect("serve ends at EOF")
+            .expect("serve task")
+    }
+
     pub async fn call(&self, method: &str, params: Value) -> Value {
         match tokio::time::timeout(WAIT, self.client.request(method, params)).await {
             Ok(Ok(v)) => v,
