@@ -62,6 +62,8 @@ const CLEANUP_TIMEOUT: Duration = Duration::from_secs(5);
 const FLUSH_TIMEOUT: Duration = Duration::from_secs(2);
 /// How long one `connection/state` notification may wait for a slow peer.
 const BROADCAST_TIMEOUT: Duration = Duration::from_secs(5);
+/// How long a connection to a `local` server keeps redialling.
+const LOCAL_GIVE_UP: Duration = Duration::from_secs(30);
 /// Deadline of one TCP dial.
 const DIAL_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -116,7 +118,30 @@ pub(crate) struct Connection {
     rpc: RpcClient,
     state: watch::Receiver<ConnectionState>,
     server: Value,
-    _local: Option<LocalServer>,
+    local: Option<LocalServer>,
+}
+
+/// How long a closing connection's local server is kept for the session
+/// to close cleanly before it is killed.
+const LOCAL_CLOSE_GRACE: Duration = Duration::from_secs(3);
+
+impl Drop for Connection {
+    /// The session closes when the last `RpcClient` goes (right after this);
+    /// the local server, if any, is killed once that close went through, so
+    /// the client does not see a broken link and start redialling.
+    fn drop(&mut self) {
+        let Some(local) = self.local.take() else {
+            return;
+        };
+        let mut state = self.state.clone();
+        if let Ok(runtime) = tokio::runtime::Handle::try_current() {
+            runtime.spawn(async move {
+                let _ =
+                    tokio::time::timeout(LOCAL_CLOSE_GRACE, state.wait_for(|s| s.is_final())).await;
+                drop(local);
+            });
+        }
+    }
 }
 
 impl Connection {
@@ -386,10 +411,14 @@ impl Api {
         let (Destination::Distant { key, .. }, Some(addr)) = (&dial_to, dial_to.address()) else {
             return Err(RpcError::internal("no address to dial"));
         };
-        let options = ClientOptions::new(ClientConfig {
+        let mut options = ClientOptions::new(ClientConfig {
             static_key: Some(key.clone()),
             ..ClientConfig::default()
         });
+        if local.is_some() {
+            // A local server that went away does not come back.
+            options.reconnect.give_up_after = LOCAL_GIVE_UP;
+        }
         let dialer: Arc<dyn Dialer> = Arc::new(move || -> DialFuture {
             let addr = addr.clone();
             Box::pin(async move { dial_tcp(&addr, DIAL_TIMEOUT).await })
@@ -416,7 +445,7 @@ impl Api {
             rpc,
             state: state.clone(),
             server: server.clone(),
-            _local: local,
+            local,
         });
         // A lost or closed connection to the same destination is replaced.
         lock(&self.connections).retain(|_, c| !(c.target == connection.target));
