@@ -1,0 +1,247 @@
+//! Shared helpers of the `api_*` integration tests: the `distant-server`
+//! binary, temporary directories, an [`Api`] served over an in-memory pipe
+//! to a [`JsonRpcClient`], servers started by hand, and notification
+//! waiting.
+
+#![allow(dead_code)]
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex, OnceLock};
+use std::time::Duration;
+
+use distant_bridge::api::{Api, ApiOptions, ServeEnd};
+use distant_bridge::client::{ClientError, JsonRpcClient};
+use distant_bridge::jsonrpc::{Notification, RpcError};
+use serde_json::{json, Value};
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub const WAIT: Duration = Duration::from_secs(15);
+
+/// `target/debug/distant-server`, built once if missing.
+pub fn server_binary() -> PathBuf {
+    static BUILT: OnceLock<PathBuf> = OnceLock::new();
+    static LOCK: Mutex<()> = Mutex::new(());
+    BUILT
+        .get_or_init(|| {
+            let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
+            let exe = std::env::current_exe().expect("current exe");
+            // target/debug/deps/api_x-HASH → target/debug
+            let dir = exe.parent().and_then(Path::parent).expect("target dir");
+            let bin = dir.join("distant-server");
+            if !bin.is_file() {
+                let status = Command::new(env!("CARGO"))
+                    .args(["build", "-p", "distant-server"])
+                    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
+                    .status()
+                    .expect("run cargo build");
+                assert!(status.success(), "building distant-server failed");
+            }
+            assert!(bin.is_file(), "no {}", bin.display());
+            bin
+        })
+        .clone()
+}
+
+/// A fresh directory under the system temp dir, removed on drop.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> Self {
+        let n: u64 = rand::random();
+        let p = std::env::temp_dir().join(format!("distant-api-{tag}-{n:016x}"));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        // Resolve symlinks (macOS /tmp) so paths compare equal.
+        Self(p.canonicalize().expect("canonicalize"))
+    }
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+    pub fn join(&self, p: &str) -> String {
+        self.0.join(p).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+pub fn new_api() -> Arc<Api> {
+    Api::new(ApiOptions {
+        server_binary: Some(server_binary()),
+    })
+}
+
+/// One peer of an [`Api`]: a client on one end of a duplex pipe.
+pub struct Peer {
+    pub client: JsonRpcClient,
+    pub notes: mpsc::Receiver<Notification>,
+    pub served: JoinHandle<ServeEnd>,
+    /// Copies client → server; aborting it is the peer hanging up.
+    line: JoinHandle<()>,
+}
+
+pub fn peer(api: &Arc<Api>) -> Peer {
+    let (client_w, mut line_r) = tokio::io::duplex(1 << 20);
+    let (mut line_w, server_r) = tokio::io::duplex(1 << 20);
+    let (server_w, client_r) = tokio::io::duplex(1 << 20);
+    let line = tokio::spawn(async move {
+        let _ = tokio::io::copy(&mut line_r, &mut line_w).await;
+    });
+    let api = api.clone();
+    let served = tokio::spawn(async move { api.serve(server_r, server_w).await });
+    let (client, notes) = JsonRpcClient::new(client_r, client_w);
+    Peer {
+        client,
+        notes,
+        served,
+        line,
+    }
+}
+
+impl Peer {
+    /// Closes the peer's side (the server sees EOF) and waits for serving
+    /// to end.
+    pub async fn hang_up(self) -> ServeEnd {
+        self.line.abort();
+        tokio::time::timeout(WAIT, self.served)
+            .await
+            .expect("serve ends at EOF")
+            .expect("serve task")
+    }
+
+    pub async fn call(&self, method: &str, params: Value) -> Value {
+        match tokio::time::timeout(WAIT, self.client.request(method, params)).await {
+            Ok(Ok(v)) => v,
+            Ok(Err(e)) => panic!("{method} failed: {e:?}"),
+            Err(_) => panic!("{method} timed out"),
+        }
+    }
+
+    pub async fn fail(&self, method: &str, params: Value) -> RpcError {
+        match tokio::time::timeout(WAIT, self.client.request(method, params)).await {
+            Ok(Ok(v)) => panic!("{method} succeeded unexpectedly: {v}"),
+            Ok(Err(ClientError::Rpc(e))) => e,
+            Ok(Err(e)) => panic!("{method}: {e:?}"),
+            Err(_) => panic!("{method} timed out"),
+        }
+    }
+
+    pub async fn connect_local(&self) -> String {
+        let r = self.call("connect", json!({"destination": "local"})).await;
+        r["connection"].as_str().expect("connection id").to_string()
+    }
+
+    /// The next notification `method` matching `pred`; others are skipped.
+    pub async fn note(&mut self, method: &str, pred: impl Fn(&Value) -> bool) -> Value {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        loop {
+            let n = tokio::time::timeout_at(deadline, self.notes.recv())
+                .await
+                .unwrap_or_else(|_| panic!("no {method} notification in time"))
+                .expect("notification stream ended");
+            let params = n.params.unwrap_or(Value::Null);
+            if n.method == method && pred(&params) {
+                return params;
+            }
+        }
+    }
+
+    /// Every `proc/*` notification of `proc` up to and including its exit.
+    pub async fn proc_until_exit(&mut self, proc: &str) -> Vec<(String, Value)> {
+        let deadline = tokio::time::Instant::now() + WAIT;
+        let mut out = Vec::new();
+        loop {
+            let n = tokio::time::timeout_at(deadline, self.notes.recv())
+                .await
+                .expect("process did not exit in time")
+                .expect("notification stream ended");
+            let params = n.params.unwrap_or(Value::Null);
+            if n.method.starts_with("proc/") && params["proc"] == proc {
+                let exit = n.method == "proc/exit";
+                out.push((n.method, params));
+                if exit {
+                    return out;
+                }
+            }
+        }
+    }
+}
+
+/// Concatenated stdout (decoded) of collected `proc/output` notifications.
+pub fn stdout_of(notes: &[(String, Value)]) -> Vec<u8> {
+    use base64::Engine as _;
+    let mut out = Vec::new();
+    for (m, p) in notes {
+        if m == "proc/output" && p["stream"] == "stdout" {
+            let data = p["data"].as_str().unwrap();
+            if p["encoding"] == "base64" {
+                out.extend(
+                    base64::engine::general_purpose::STANDARD
+                        .decode(data)
+                        .unwrap(),
+                );
+            } else {
+                out.extend_from_slice(data.as_bytes());
+            }
+        }
+    }
+    out
+}
+
+/// A `distant-server listen` started by hand with `key`; killed on drop.
+pub struct OwnServer {
+    child: Child,
+    pub url: String,
+    pub addr: String,
+}
+
+impl OwnServer {
+    pub fn start(key: &str) -> Self {
+        let mut child = Command::new(server_binary())
+            .args(["listen", "--host", "127.0.0.1", "--port", "0"])
+            .env("DISTANT_KEY", key)
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .expect("start distant-server");
+        let mut line = String::new();
+        std::io::BufReader::new(child.stdout.take().unwrap())
+            .read_line(&mut line)
+            .expect("read credentials line");
+        let url = line.trim().to_string();
+        let addr = url.rsplit_once('@').expect("url").1.to_string();
+        Self { child, url, addr }
+    }
+}
+
+impl Drop for OwnServer {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// True while `pid` exists and is not a zombie.
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
+        Ok(stat) => !stat
+            .rsplit_once(')')
+            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
+            .unwrap_or(false),
+        Err(_) => {
+            // Not Linux or gone: ask the kernel.
+            // SAFETY: signal 0 only checks for existence.
+            !std::path::Path::new("/proc/self").exists()
+                && unsafe { libc::kill(pid as i32, 0) } == 0
+        }
+    }
+}
+
+pub const KEY_A: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
+pub const KEY_B: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";
