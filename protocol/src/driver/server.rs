@@ -84,13 +84,20 @@ struct Attach {
     /// The OTP this connection's resume rotated to. It replaces the stored
     /// one only when the client's first record on *this* connection proves
     /// the client saw `Resumed` (PROTOCOL.md §3.2); an abandoned or
-    /// preempted attempt never commits its rotation.
-    next_otp: Option<Otp>,
+    /// preempted attempt never commits its rotation. Paired with the
+    /// resume generation it was verified at (see [`Slot::resume_generation`]).
+    next_otp: Option<(Otp, u64)>,
 }
 
 /// What the registry knows of one session.
 struct Slot {
     otp: Otp,
+    /// Counts successful resume verifications. A connection may commit its
+    /// rotated OTP only while no later resume has been verified: otherwise
+    /// the later attempt, verified against the old OTP, would be stranded
+    /// (its client holds the old OTP and the later attempt's rotation, not
+    /// the earlier connection's).
+    resume_generation: u64,
     received: Arc<AtomicU64>,
     attach: mpsc::Sender<Attach>,
 }
@@ -176,7 +183,9 @@ impl Server {
             let result = inner.handshake(transport).await;
             drop(permit);
             match result {
-                Ok((io, established)) => inner.establish(io, established).await,
+                Ok((io, established, generation)) => {
+                    inner.establish(io, established, generation).await
+                }
                 Err(e) => tracing::info!("handshake failed: {e}"),
             }
         });
@@ -193,8 +202,9 @@ impl Inner {
     async fn handshake(
         &self,
         transport: BoxTransport,
-    ) -> Result<(FramedIo, Established), super::handshake::DriveError> {
+    ) -> Result<(FramedIo, Established, u64), super::handshake::DriveError> {
         let mut io = FramedIo::new(transport);
+        let mut generation = 0;
         let mut machine = ServerHandshake::new(
             self.options.handshake.clone(),
             &mut rand::rngs::OsRng,
@@ -206,11 +216,21 @@ impl Inner {
             self.options.handshake_timeout,
             |machine, event| match event {
                 HandshakeEvent::ResumeRequested(id) => {
-                    let found = self.sessions().get(&id).map(|slot| StoredSession {
+                    // Look up, verify and count the resume under one lock,
+                    // so no connection commits a rotation in between.
+                    let mut sessions = self.sessions();
+                    let found = sessions.get(&id).map(|slot| StoredSession {
                         otp: slot.otp.clone(),
                         received: slot.received.load(Ordering::SeqCst),
                     });
-                    machine.provide_session(found)
+                    let verified = machine.provide_session(found);
+                    if verified.is_ok() {
+                        if let Some(slot) = sessions.get_mut(&id) {
+                            slot.resume_generation += 1;
+                            generation = slot.resume_generation;
+                        }
+                    }
+                    verified
                 }
                 other => {
                     tracing::debug!(?other, "handshake event");
@@ -220,12 +240,12 @@ impl Inner {
         )
         .await?;
         match machine.into_established() {
-            Ok(e) => Ok((io, e)),
+            Ok(e) => Ok((io, e, generation)),
             Err(_) => Err(super::handshake::DriveError::Closed),
         }
     }
 
-    async fn establish(self: Arc<Self>, io: FramedIo, established: Established) {
+    async fn establish(self: Arc<Self>, io: FramedIo, established: Established, generation: u64) {
         let Established {
             sealer,
             opener,
@@ -258,7 +278,7 @@ impl Inner {
                         sealer,
                         opener,
                         peer_received,
-                        next_otp: Some(next_otp),
+                        next_otp: Some((next_otp, generation)),
                     })
                     .await;
             }
@@ -308,6 +328,7 @@ impl Inner {
             id,
             Slot {
                 otp,
+                resume_generation: 0,
                 received: received.clone(),
                 attach: attach_tx,
             },
@@ -370,14 +391,16 @@ struct ServerHooks<'a> {
     inner: &'a Inner,
     id: SessionId,
     received: &'a AtomicU64,
-    next_otp: Option<Otp>,
+    next_otp: Option<(Otp, u64)>,
 }
 
 impl LinkHooks for ServerHooks<'_> {
     fn first_record(&mut self) {
-        if let Some(next) = self.next_otp.take() {
+        if let Some((next, generation)) = self.next_otp.take() {
             if let Some(slot) = self.inner.sessions().get_mut(&self.id) {
-                slot.otp = next;
+                if slot.resume_generation == generation {
+                    slot.otp = next;
+                }
             }
         }
     }
