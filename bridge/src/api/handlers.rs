@@ -80,6 +80,12 @@ struct ReadP {
     path: String,
     #[serde(default)]
     encoding: Option<Encoding>,
+    /// Optional byte range (an extension of the contract): clients that
+    /// stream a huge file read it range by range.
+    #[serde(default)]
+    offset: u64,
+    #[serde(default)]
+    length: Option<u64>,
 }
 
 #[derive(Deserialize)]
@@ -336,7 +342,7 @@ pub(crate) async fn handle(
         "fs/read" => {
             let p: ReadP = parse(params, "")?;
             let conn = api.connection(&p.connection)?;
-            let (bytes, stamp) = read_file(&conn, p.path).await?;
+            let (bytes, stamp) = read_file(&conn, p.path, p.offset, p.length).await?;
             let (data, encoding) = convert::encode_data(&bytes, p.encoding)?;
             Ok(json!({
                 "data": data, "encoding": encoding.as_str(), "size": stamp.size,
@@ -715,12 +721,20 @@ async fn start_stream(
 }
 
 /// Reads a whole file from its chunk stream.
-async fn read_file(conn: &Connection, path: String) -> Result<(Vec<u8>, FileStamp), RpcError> {
+async fn read_file(
+    conn: &Connection,
+    path: String,
+    offset: u64,
+    length: Option<u64>,
+) -> Result<(Vec<u8>, FileStamp), RpcError> {
+    let start = offset;
     let mut stream = conn
         .rpc
         .stream(Op::FileRead {
             path,
             chunk_size: None,
+            offset,
+            length,
         })
         .await
         .map_err(|e| convert::driver_error(e, &conn.id))?;
@@ -728,17 +742,17 @@ async fn read_file(conn: &Connection, path: String) -> Result<(Vec<u8>, FileStam
     loop {
         match stream.recv().await {
             Some(Ok(Reply::FileChunk { offset, data })) => {
-                if offset != bytes.len() as u64 {
+                let expected = start + bytes.len() as u64;
+                if offset != expected {
                     return Err(RpcError::internal(format!(
-                        "the server sent a chunk at offset {offset}, expected {}",
-                        bytes.len()
+                        "the server sent a chunk at offset {offset}, expected {expected}"
                     )));
                 }
                 if bytes.len() + data.len() > MAX_READ {
                     return Err(RpcError::new(
                         ErrorKind::Other,
                         format!(
-                            "the file is larger than {} MiB, too large for fs/read",
+                            "more than {} MiB to read in one fs/read; read it in ranges with offset and length",
                             MAX_READ >> 20
                         ),
                     ));
