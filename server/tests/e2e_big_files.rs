@@ -1,7 +1,6 @@
 //! A big file streamed over the network through the real binary, with the
 //! server's memory sampled from /proc: reading and a chunked write must run
-//! in bounded memory. 64 MiB in debug builds (the protocol crate at
-//! opt-level 0 moves only a few MB/s), 1 GiB in release or with `E2E_BIG=1`. Figures (peak RSS, MB/s) are printed; see them with
+//! in bounded memory, 1 GiB each way. Figures (peak RSS, MB/s) are printed; see them with
 //! `cargo test --test e2e_big_files -- --nocapture`.
 
 mod support;
@@ -21,11 +20,7 @@ const RSS_LIMIT_KIB: u64 = 200 * 1024;
 const IN_FLIGHT: usize = 8;
 
 fn size() -> u64 {
-    if cfg!(debug_assertions) && std::env::var_os("E2E_BIG").is_none() {
-        64 << 20
-    } else {
-        1 << 30
-    }
+    1 << 30
 }
 
 /// Samples a process's VmRSS every 20 ms until stopped; returns the peak.
