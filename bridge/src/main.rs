@@ -137,11 +137,16 @@ fn main() -> ExitCode {
     std::process::exit(i32::from(code));
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime, CliError> {
-    tokio::runtime::Builder::new_multi_thread()
+/// Runs `f` on a fresh runtime that is then shut down without waiting for
+/// blocking reads (a parked stdin read would otherwise hold the process).
+fn block_on<F: std::future::Future>(f: F) -> Result<F::Output, CliError> {
+    let rt = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
-        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))
+        .map_err(|e| CliError::new(format!("cannot start the async runtime: {e}")))?;
+    let out = rt.block_on(f);
+    rt.shutdown_background();
+    Ok(out)
 }
 
 fn run(args: Args) -> Result<u8, CliError> {
@@ -159,31 +164,30 @@ fn run(args: Args) -> Result<u8, CliError> {
             idle_exit,
             foreground,
         } => run_manager(&options, idle_exit, foreground),
-        Command::Stdio => runtime()?.block_on(run_stdio(&options, api_options)),
+        Command::Stdio => block_on(run_stdio(&options, api_options))?,
         Command::Demo => {
-            runtime()?.block_on(distant_bridge::demo::run(api_options))?;
+            block_on(distant_bridge::demo::run(api_options))??;
             Ok(0)
         }
         Command::Connect {
             destination,
             key_file,
         } => {
-            runtime()?.block_on(cli::connect(&options, &destination, key_file.as_deref()))?;
+            block_on(cli::connect(&options, &destination, key_file.as_deref()))??;
             Ok(0)
         }
         Command::Fs { command } => {
-            let rt = runtime()?;
             match command {
-                FsCommand::Read { path } => rt.block_on(cli::fs_read(&options, &path))?,
-                FsCommand::Write { path } => rt.block_on(cli::fs_write(&options, &path))?,
-                FsCommand::Ls { path } => rt.block_on(cli::fs_ls(&options, path.as_deref()))?,
+                FsCommand::Read { path } => block_on(cli::fs_read(&options, &path))??,
+                FsCommand::Write { path } => block_on(cli::fs_write(&options, &path))??,
+                FsCommand::Ls { path } => block_on(cli::fs_ls(&options, path.as_deref()))??,
             }
             Ok(0)
         }
-        Command::Spawn { pty, cmd } => runtime()?.block_on(cli::spawn(&options, &cmd, pty)),
-        Command::Shell { cmd } => runtime()?.block_on(cli::shell(&options, &cmd)),
+        Command::Spawn { pty, cmd } => block_on(cli::spawn(&options, &cmd, pty))?,
+        Command::Shell { cmd } => block_on(cli::shell(&options, &cmd))?,
         Command::Status => {
-            runtime()?.block_on(cli::status(&options))?;
+            block_on(cli::status(&options))??;
             Ok(0)
         }
     }
@@ -229,7 +233,7 @@ fn run_manager(options: &Options, idle_exit: u64, foreground: bool) -> Result<u8
             idle_exit: Some(Duration::from_secs(idle_exit)),
             ..StartOptions::default()
         };
-        runtime()?.block_on(manager::connect_or_start(&paths, &start))?;
+        block_on(manager::connect_or_start(&paths, &start))??;
         println!(
             "manager started{} on {} (log: {})",
             paths
@@ -256,6 +260,6 @@ fn run_manager(options: &Options, idle_exit: u64, foreground: bool) -> Result<u8
     let api = Api::new(ApiOptions {
         server_binary: options.server_binary.clone(),
     });
-    runtime()?.block_on(manager::serve(bound, api, idle))?;
+    block_on(manager::serve(bound, api, idle))??;
     Ok(0)
 }
