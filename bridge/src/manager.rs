@@ -406,11 +406,10 @@ pub async fn serve(
     if why != ServeExit::Signal {
         // Clients that connected just before the socket was removed are in
         // the backlog: serve them rather than drop them.
-        loop {
-            match tokio::time::timeout(Duration::from_millis(10), listener.accept()).await {
-                Ok(Ok((stream, _))) => spawn_peer(&api, &active, stream),
-                _ => break,
-            }
+        while let Ok(Ok((stream, _))) =
+            tokio::time::timeout(Duration::from_millis(10), listener.accept()).await
+        {
+            spawn_peer(&api, &active, stream);
         }
         while active.load(Ordering::SeqCst) > 0 {
             tokio::time::sleep(Duration::from_millis(20)).await;
