@@ -642,7 +642,8 @@ async fn stream_process(
 }
 
 /// `spawn [--pty] -- CMD…`: runs CMD remotely, streams its output, forwards
-/// stdin and Ctrl-C, and returns its exit status.
+/// stdin and Ctrl-C (a third Ctrl-C gives up locally, status 130), and
+/// returns its exit status.
 pub async fn spawn(options: &Options, cmd: &[String], pty: bool) -> Result<u8, CliError> {
     let mut session = Session::open(options).await?;
     let connection = session.connection(options.connection.as_deref()).await?;
@@ -669,7 +670,13 @@ pub async fn spawn(options: &Options, cmd: &[String], pty: bool) -> Result<u8, C
         let client = session.client.clone();
         let (connection, proc_id) = (connection.clone(), proc_id.clone());
         tokio::spawn(async move {
+            let mut presses = 0;
             while sigint.recv().await.is_some() {
+                presses += 1;
+                if presses >= 3 {
+                    eprintln!("distant-bridge: interrupted 3 times; leaving the remote process");
+                    std::process::exit(130);
+                }
                 let _ = client
                     .request(
                         "proc/kill",

@@ -247,9 +247,9 @@ fn try_lock(file: &File) -> std::io::Result<bool> {
 /// mode 0600. Synchronous: call it before starting the async runtime, since
 /// it changes the process umask for the duration of `bind`.
 ///
-/// When another live manager holds the lock, waits up to two seconds for it
-/// (it may be starting up or shutting down), then returns
-/// [`ManagerError::AlreadyRunning`].
+/// When the lock is taken, retries for two seconds (a client's liveness
+/// probe holds it for an instant; a manager may be shutting down), then
+/// returns [`ManagerError::AlreadyRunning`].
 pub fn bind(paths: &ManagerPaths) -> Result<Bound, ManagerError> {
     ensure_private_dir(&paths.dir)?;
     let lock = OpenOptions::new()
@@ -264,9 +264,9 @@ pub fn bind(paths: &ManagerPaths) -> Result<Bound, ManagerError> {
         if try_lock(&lock).map_err(io_err(format!("cannot lock {}", paths.lock.display())))? {
             break;
         }
-        if Instant::now() >= deadline
-            || std::os::unix::net::UnixStream::connect(&paths.socket).is_ok()
-        {
+        // Not "a listener answers, so give up": clients probe the lock for
+        // an instant, and a killed manager's listener can still answer.
+        if Instant::now() >= deadline {
             return Err(ManagerError::AlreadyRunning {
                 pid: paths.read_pid(),
                 socket: paths.socket.display().to_string(),
@@ -277,6 +277,14 @@ pub fn bind(paths: &ManagerPaths) -> Result<Bound, ManagerError> {
 
     // We hold the lock, so no live manager owns an existing socket file.
     if std::fs::symlink_metadata(&paths.socket).is_ok() {
+        // A killed manager's listener can accept for a moment after its lock
+        // is released: give it a second to go away.
+        let grace = Instant::now() + Duration::from_secs(1);
+        while std::os::unix::net::UnixStream::connect(&paths.socket).is_ok()
+            && Instant::now() < grace
+        {
+            std::thread::sleep(Duration::from_millis(20));
+        }
         if std::os::unix::net::UnixStream::connect(&paths.socket).is_ok() {
             return Err(ManagerError::StartFailed(format!(
                 "something that does not hold {} is listening on {}; stop it or remove the socket",
@@ -291,16 +299,7 @@ pub fn bind(paths: &ManagerPaths) -> Result<Bound, ManagerError> {
         )))?;
     }
 
-    // SAFETY: umask only swaps the process file-mode mask.
-    let old = unsafe { libc::umask(0o177) };
-    let bound = std::os::unix::net::UnixListener::bind(&paths.socket);
-    // SAFETY: as above; restores the previous mask.
-    unsafe { libc::umask(old) };
-    let listener = bound.map_err(io_err(format!("cannot bind {}", paths.socket.display())))?;
-    let inode = std::fs::symlink_metadata(&paths.socket)
-        .map_err(io_err(format!("cannot inspect {}", paths.socket.display())))?
-        .ino();
-
+    // The pid file goes first: whoever can connect can also read it.
     let mut pid = OpenOptions::new()
         .create(true)
         .truncate(true)
@@ -310,6 +309,19 @@ pub fn bind(paths: &ManagerPaths) -> Result<Bound, ManagerError> {
         .map_err(io_err(format!("cannot write {}", paths.pid.display())))?;
     writeln!(pid, "{}", std::process::id())
         .map_err(io_err(format!("cannot write {}", paths.pid.display())))?;
+
+    // SAFETY: umask only swaps the process file-mode mask.
+    let old = unsafe { libc::umask(0o177) };
+    let bound = std::os::unix::net::UnixListener::bind(&paths.socket);
+    // SAFETY: as above; restores the previous mask.
+    unsafe { libc::umask(old) };
+    let listener = bound.map_err(|e| {
+        let _ = std::fs::remove_file(&paths.pid);
+        io_err(format!("cannot bind {}", paths.socket.display()))(e)
+    })?;
+    let inode = std::fs::symlink_metadata(&paths.socket)
+        .map_err(io_err(format!("cannot inspect {}", paths.socket.display())))?
+        .ino();
 
     Ok(Bound {
         listener,
@@ -456,14 +468,16 @@ pub async fn connect_or_start(
     options: &StartOptions,
 ) -> Result<UnixStream, ManagerError> {
     ensure_private_dir(&paths.dir)?;
-    if let Ok(stream) = UnixStream::connect(&paths.socket).await {
+    // A listener whose manager does not hold the lock is dying (a killed
+    // manager's socket can still accept for a moment): start a new one.
+    if let Some(stream) = connect_live(paths).await {
         return Ok(stream);
     }
     tracing::info!("no manager on {}; starting one", paths.socket.display());
     let exited = start_detached(paths, options)?;
     let deadline = Instant::now() + START_TIMEOUT;
     loop {
-        if let Ok(stream) = UnixStream::connect(&paths.socket).await {
+        if let Some(stream) = connect_live(paths).await {
             return Ok(stream);
         }
         if let Ok(status) = exited.try_recv() {
@@ -485,6 +499,12 @@ pub async fn connect_or_start(
         }
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
+}
+
+/// Connects to the socket if a live manager (one holding the lock) serves it.
+async fn connect_live(paths: &ManagerPaths) -> Option<UnixStream> {
+    let stream = UnixStream::connect(&paths.socket).await.ok()?;
+    manager_alive(paths).then_some(stream)
 }
 
 /// Starts `distant-bridge manager --foreground` in its own session with its

@@ -71,7 +71,12 @@ async fn killed_manager_ends_the_relay_clearly_and_is_replaced() {
     assert!(env.socket().exists(), "the stale socket is left behind");
 
     let mut b = env.stdio(&[]);
-    initialize(&b.client()).await;
+    let client = b.client();
+    if let Err(e) = client.request("initialize", serde_json::json!({})).await {
+        let (code, err) = b.finish(Duration::from_secs(10)).await;
+        let log = std::fs::read_to_string(env.dir().join("manager.log")).unwrap_or_default();
+        panic!("initialize through a fresh manager failed: {e}; bridge exited {code}: {err}\nlog: {log}");
+    }
     let new = env.manager_pid().expect("a fresh manager");
     assert_ne!(new, old);
     assert!(alive(new));
@@ -132,4 +137,25 @@ async fn second_foreground_manager_defers_to_the_live_one() {
     assert!(err.contains("already running"), "{err}");
     assert_eq!(env.manager_pid(), first.id());
     first.kill().await.expect("kill");
+}
+
+#[tokio::test]
+async fn concurrent_first_clients_end_up_with_one_manager() {
+    let env = Env::new("race");
+    let mut bridges: Vec<Bridge> = (0..4).map(|_| env.stdio(&[])).collect();
+    let clients: Vec<_> = bridges.iter_mut().map(Bridge::client).collect();
+    for client in &clients {
+        initialize(client).await;
+    }
+    let pid = env.manager_pid().expect("pid");
+    assert!(alive(pid));
+    // Every bridge reaches that one manager: kill it and all relays end.
+    // SAFETY: our test's manager.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    drop(clients);
+    for bridge in bridges {
+        let (code, err) = bridge.finish(Duration::from_secs(10)).await;
+        assert_eq!(code, 1, "{err}");
+        assert!(err.contains("went away mid-session"), "{err}");
+    }
 }
