@@ -1,0 +1,101 @@
+//! The human CLI verbs over the manager.
+//!
+//! `status` with no connections runs everywhere; the verbs that need a
+//! connection need the full bridge API (engineer E's) and say SKIPPED under
+//! the placeholder (`initialize` lists no capabilities).
+
+mod manager_support;
+
+use manager_support::*;
+
+fn server_args() -> Vec<String> {
+    let server = std::path::Path::new(BIN).with_file_name("distant-server");
+    if server.exists() {
+        vec![
+            "--server-binary".into(),
+            server.to_string_lossy().into_owned(),
+        ]
+    } else {
+        Vec::new()
+    }
+}
+
+#[tokio::test]
+async fn status_with_no_connections() {
+    let env = Env::new("status");
+    let (code, out, err) = env.run(&["status"], b"").await;
+    assert!(out.contains("manager: pid"), "{out}");
+    if api_is_placeholder().await {
+        assert_ne!(code, 0);
+        assert!(err.contains("connections"), "{err}");
+        return;
+    }
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("no connections"), "{out}");
+}
+
+#[tokio::test]
+async fn verbs_without_a_connection_say_what_to_do() {
+    if api_is_placeholder().await {
+        return;
+    }
+    let env = Env::new("noconn");
+    let (code, _, err) = env.run(&["fs", "ls", "/"], b"").await;
+    assert_ne!(code, 0);
+    assert!(err.contains("distant-bridge connect"), "{err}");
+}
+
+#[tokio::test]
+async fn connect_fs_spawn_status_round_trip() {
+    if api_is_placeholder().await {
+        return;
+    }
+    let env = Env::new("verbs");
+    let scratch = TempDir::new("verbs-files");
+    let extra = server_args();
+    let extra: Vec<&str> = extra.iter().map(String::as_str).collect();
+    let with = |args: &[&str]| -> Vec<String> {
+        extra.iter().chain(args).map(|s| s.to_string()).collect()
+    };
+    let run = |args: Vec<String>, stdin: &'static [u8]| {
+        let env = &env;
+        async move {
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            env.run(&args, stdin).await
+        }
+    };
+
+    let (code, id, err) = run(with(&["connect", "local"]), b"").await;
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_owned();
+    assert!(!id.is_empty());
+
+    let file = scratch.0.join("a.txt").to_string_lossy().into_owned();
+    let (code, _, err) = run(with(&["fs", "write", &file]), b"hello\x00bytes").await;
+    assert_eq!(code, 0, "{err}");
+    let (code, out, err) = run(with(&["fs", "read", &file]), b"").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.as_bytes(), b"hello\x00bytes");
+    let dir = scratch.0.to_string_lossy().into_owned();
+    let (code, out, err) = run(with(&["--connection", &id, "fs", "ls", &dir]), b"").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.trim(), "a.txt");
+
+    let (code, out, err) = run(
+        with(&["spawn", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]),
+        b"",
+    )
+    .await;
+    assert_eq!(code, 7, "{err}");
+    assert_eq!(out, "out\n");
+    assert!(err.contains("err"), "{err}");
+    let (code, out, err) = run(with(&["spawn", "--", "cat"]), b"piped stdin").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "piped stdin");
+    let (code, _, _) = run(with(&["spawn", "--", "sh", "-c", "kill -9 $$"]), b"").await;
+    assert_eq!(code, 137, "128 + SIGKILL");
+
+    let (code, out, err) = run(with(&["status"]), b"").await;
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains(&id) && out.contains("connected"), "{out}");
+}
