@@ -10,10 +10,8 @@
 //! Streaming: `spawn` and `shell` write process output as it arrives;
 //! `fs write` sends stdin in [`WRITE_CHUNK`] pieces (`fs/write` then
 //! `fs/append` to a temporary file renamed over the target at the end).
-//! `fs read` is *not* bounded yet: the bridge API's `fs/read` returns the
-//! whole file in one result, so the bridge holds it in memory. Bounded reads
-//! need a ranged read in the API (proposed: `fs/readChunk {connection, path,
-//! offset, length}` → `{data, encoding, eof}`); see [`fs_read`].
+//! `fs read` reads the file range by range (`fs/read` with `offset` and
+//! `length`), so a 1 GiB file passes through in bounded memory.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -306,27 +304,46 @@ pub async fn connect(
     Ok(())
 }
 
-/// `fs read PATH`: the file's bytes to stdout.
-///
-/// LIMITATION: `fs/read` returns the whole file in one result, so memory
-/// use is proportional to the file size (twice over, with base64). Bounded
-/// memory needs a ranged read in the bridge API (proposed `fs/readChunk
-/// {connection, path, offset, length}` → `{data, encoding, eof}`); with it,
-/// this loops over [`WRITE_CHUNK`]-sized ranges.
+/// `fs read PATH`: the file's bytes to stdout, range by range
+/// ([`WRITE_CHUNK`] at a time) so memory stays bounded whatever the size.
+/// A file that changes while it is read (its etag moves) is an error, not
+/// a silently mixed copy.
 pub async fn fs_read(options: &Options, path: &str) -> Result<(), CliError> {
     let session = Session::open(options).await?;
     let connection = session.connection(options.connection.as_deref()).await?;
-    let result = session
-        .call(
-            "fs/read",
-            json!({"connection": connection, "path": path, "encoding": "base64"}),
-        )
-        .await?;
-    let bytes = decode_data(&result)?;
     let mut out = tokio::io::stdout();
-    out.write_all(&bytes)
-        .await
-        .map_err(io_error("cannot write to stdout"))?;
+    let mut offset: u64 = 0;
+    let mut etag: Option<String> = None;
+    loop {
+        let result = session
+            .call(
+                "fs/read",
+                json!({
+                    "connection": connection, "path": path, "encoding": "base64",
+                    "offset": offset, "length": WRITE_CHUNK,
+                }),
+            )
+            .await?;
+        let bytes = decode_data(&result)?;
+        let size = result.get("size").and_then(Value::as_u64).unwrap_or(0);
+        let this_etag = result
+            .get("etag")
+            .and_then(Value::as_str)
+            .map(str::to_owned);
+        if etag.is_some() && etag != this_etag {
+            return Err(CliError::new(format!(
+                "{path} changed on the remote while it was being read; run the command again"
+            )));
+        }
+        etag = this_etag;
+        out.write_all(&bytes)
+            .await
+            .map_err(io_error("cannot write to stdout"))?;
+        offset += bytes.len() as u64;
+        if bytes.is_empty() || offset >= size {
+            break;
+        }
+    }
     out.flush()
         .await
         .map_err(io_error("cannot write to stdout"))?;
