@@ -25,20 +25,12 @@ async fn status_with_no_connections() {
     let env = Env::new("status");
     let (code, out, err) = env.run(&["status"], b"").await;
     assert!(out.contains("manager: pid"), "{out}");
-    if api_is_placeholder().await {
-        assert_ne!(code, 0);
-        assert!(err.contains("connections"), "{err}");
-        return;
-    }
     assert_eq!(code, 0, "{err}");
     assert!(out.contains("no connections"), "{out}");
 }
 
 #[tokio::test]
 async fn verbs_without_a_connection_say_what_to_do() {
-    if api_is_placeholder().await {
-        return;
-    }
     let env = Env::new("noconn");
     let (code, _, err) = env.run(&["fs", "ls", "/"], b"").await;
     assert_ne!(code, 0);
@@ -47,9 +39,6 @@ async fn verbs_without_a_connection_say_what_to_do() {
 
 #[tokio::test]
 async fn connect_fs_spawn_status_round_trip() {
-    if api_is_placeholder().await {
-        return;
-    }
     let env = Env::new("verbs");
     let scratch = TempDir::new("verbs-files");
     let extra = server_args();

@@ -4,7 +4,6 @@
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
-use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -16,9 +15,10 @@ use distant_protocol::driver::server::{Server, ServerOptions};
 use distant_protocol::driver::transport::dial_tcp;
 use distant_protocol::driver::ConnectionState;
 use distant_protocol::handshake::{ClientConfig, ServerConfig};
+use distant_testkit::FaultProxy;
 use distant_protocol::msg::{FileStamp, Op, Reply, RequestPayload, Response, ResponsePayload};
 use rand::SeedableRng;
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::AsyncWriteExt;
 use tokio::net::{TcpListener, TcpStream};
 use tokio::task::JoinHandle;
 
@@ -86,75 +86,6 @@ async fn start_server(
         }
     });
     (addr, files, server, handle)
-}
-
-/// A TCP relay that can cut, black-hole or refuse connections.
-#[derive(Clone)]
-struct FaultProxy {
-    addr: SocketAddr,
-    target: Arc<Mutex<SocketAddr>>,
-    relays: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    blackhole: Arc<AtomicBool>,
-    refuse: Arc<AtomicBool>,
-}
-
-impl FaultProxy {
-    async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = FaultProxy {
-            addr: listener.local_addr().unwrap(),
-            target: Arc::new(Mutex::new(target)),
-            relays: Arc::default(),
-            blackhole: Arc::default(),
-            refuse: Arc::default(),
-        };
-        let p = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                if p.refuse.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let target = *p.target.lock().unwrap();
-                let Ok(outbound) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (ri, wi) = inbound.into_split();
-                let (ro, wo) = outbound.into_split();
-                let a = tokio::spawn(pump(ri, wo, p.blackhole.clone()));
-                let b = tokio::spawn(pump(ro, wi, p.blackhole.clone()));
-                p.relays.lock().unwrap().extend([a, b]);
-            }
-        });
-        proxy
-    }
-
-    /// Drops every relayed connection (both sockets close).
-    fn cut(&self) {
-        for relay in self.relays.lock().unwrap().drain(..) {
-            relay.abort();
-        }
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    blackhole: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 16 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if blackhole.load(Ordering::SeqCst) {
-            continue; // swallowed: the link looks alive but nothing arrives
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
 }
 
 fn client_options(key: &StaticKey) -> ClientOptions {
@@ -301,7 +232,7 @@ async fn a_black_holed_link_is_replaced() {
     let rpc = connect_via(proxy.addr, &k).await.unwrap();
     rpc.call(Op::Version).await.unwrap();
 
-    proxy.blackhole.store(true, Ordering::SeqCst);
+    proxy.set_blackhole(true);
     let started = tokio::time::Instant::now();
     let call = {
         let rpc = rpc.clone();
@@ -309,7 +240,7 @@ async fn a_black_holed_link_is_replaced() {
     };
     wait_for_state(&rpc, "reconnecting", Duration::from_secs(10)).await;
     let detected = started.elapsed();
-    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.set_blackhole(false);
     proxy.cut();
     wait_for_state(&rpc, "connected", Duration::from_secs(10)).await;
     assert_eq!(call.await.unwrap().unwrap(), Reply::Exists(true));
@@ -327,7 +258,7 @@ async fn refused_reconnects_are_retried() {
     let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
     let proxy = FaultProxy::start(addr).await;
     let rpc = connect_via(proxy.addr, &k).await.unwrap();
-    proxy.refuse.store(true, Ordering::SeqCst);
+    proxy.set_refuse(true);
     proxy.cut();
     let call = {
         let rpc = rpc.clone();
@@ -335,7 +266,7 @@ async fn refused_reconnects_are_retried() {
     };
     wait_for_state(&rpc, "reconnecting", Duration::from_secs(5)).await;
     tokio::time::sleep(Duration::from_millis(500)).await;
-    proxy.refuse.store(false, Ordering::SeqCst);
+    proxy.set_refuse(false);
     assert_eq!(
         tokio::time::timeout(Duration::from_secs(10), call)
             .await
@@ -358,14 +289,14 @@ async fn a_forgotten_session_is_lost_not_hung() {
     rpc.call(Op::Version).await.unwrap();
 
     // "Restart" the server: new connections reach a server without the session.
-    *proxy.target.lock().unwrap() = addr2;
-    proxy.blackhole.store(true, Ordering::SeqCst);
+    proxy.retarget(addr2);
+    proxy.set_blackhole(true);
     let call = {
         let rpc = rpc.clone();
         tokio::spawn(async move { rpc.call(Op::Version).await })
     };
     tokio::time::sleep(Duration::from_millis(100)).await;
-    proxy.blackhole.store(false, Ordering::SeqCst);
+    proxy.set_blackhole(false);
     proxy.cut();
 
     let result = tokio::time::timeout(Duration::from_secs(15), call)

@@ -6,7 +6,6 @@
 mod support;
 
 use std::collections::BTreeMap;
-use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -323,11 +322,11 @@ async fn e2e_processes_survive_a_disconnect_and_are_reaped_after_the_grace_perio
     assert!(pid_alive(pid));
 
     // A short outage: the session resumes and the process lives on.
-    relay.refuse.store(true, Ordering::SeqCst);
+    relay.set_refuse(true);
     relay.cut();
     wait_for_state(&rpc, "reconnecting", T).await;
     tokio::time::sleep(Duration::from_secs(1)).await;
-    relay.refuse.store(false, Ordering::SeqCst);
+    relay.set_refuse(false);
     wait_for_state(&rpc, "connected", T).await;
     assert_eq!(
         rpc.call(Op::Exists { path: "/".into() }).await.unwrap(),
@@ -337,14 +336,14 @@ async fn e2e_processes_survive_a_disconnect_and_are_reaped_after_the_grace_perio
 
     // An outage longer than the grace period: the session is lost and the
     // process is reaped.
-    relay.refuse.store(true, Ordering::SeqCst);
+    relay.set_refuse(true);
     relay.cut();
     wait_for_state(&rpc, "reconnecting", T).await;
     wait_until("the process to be reaped", Duration::from_secs(10), || {
         !pid_alive(pid)
     })
     .await;
-    relay.refuse.store(false, Ordering::SeqCst);
+    relay.set_refuse(false);
     wait_for_state(&rpc, "lost", T).await;
     assert!(matches!(
         rpc.call(Op::Version).await,

@@ -8,7 +8,7 @@
 use std::io::BufRead;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Arc, Mutex, OnceLock};
+use std::sync::Arc;
 use std::time::Duration;
 
 use distant_bridge::api::{Api, ApiOptions, ServeEnd};
@@ -20,29 +20,10 @@ use tokio::task::JoinHandle;
 
 pub const WAIT: Duration = Duration::from_secs(15);
 
-/// `target/debug/distant-server`, built once if missing.
+/// The `distant-server` binary next to the test executables (built once
+/// if missing).
 pub fn server_binary() -> PathBuf {
-    static BUILT: OnceLock<PathBuf> = OnceLock::new();
-    static LOCK: Mutex<()> = Mutex::new(());
-    BUILT
-        .get_or_init(|| {
-            let _guard = LOCK.lock().unwrap_or_else(|p| p.into_inner());
-            let exe = std::env::current_exe().expect("current exe");
-            // target/debug/deps/api_x-HASH → target/debug
-            let dir = exe.parent().and_then(Path::parent).expect("target dir");
-            let bin = dir.join("distant-server");
-            if !bin.is_file() {
-                let status = Command::new(env!("CARGO"))
-                    .args(["build", "-p", "distant-server"])
-                    .current_dir(concat!(env!("CARGO_MANIFEST_DIR"), "/.."))
-                    .status()
-                    .expect("run cargo build");
-                assert!(status.success(), "building distant-server failed");
-            }
-            assert!(bin.is_file(), "no {}", bin.display());
-            bin
-        })
-        .clone()
+    distant_testkit::workspace_bin("distant-server", "distant-server")
 }
 
 /// A fresh directory under the system temp dir, removed on drop.
@@ -227,21 +208,8 @@ impl Drop for OwnServer {
     }
 }
 
-/// True while `pid` exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => !stat
-            .rsplit_once(')')
-            .map(|(_, rest)| rest.trim_start().starts_with('Z'))
-            .unwrap_or(false),
-        Err(_) => {
-            // Not Linux or gone: ask the kernel.
-            // SAFETY: signal 0 only checks for existence.
-            !std::path::Path::new("/proc/self").exists()
-                && unsafe { libc::kill(pid as i32, 0) } == 0
-        }
-    }
-}
+#[allow(unused_imports)]
+pub use distant_testkit::pid_alive as alive;
 
 pub const KEY_A: &str = "0f1e2d3c4b5a69788796a5b4c3d2e1f00f1e2d3c4b5a69788796a5b4c3d2e1f0";
 pub const KEY_B: &str = "a0a1a2a3a4a5a6a7a8a9aaabacadaeafb0b1b2b3b4b5b6b7b8b9babbbcbdbebf";

@@ -7,7 +7,7 @@
 use std::cell::RefCell;
 use std::path::{Path, PathBuf};
 use std::process::Stdio;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use futures::StreamExt;
 use serde_json::{json, Value};
@@ -221,49 +221,16 @@ impl Raw {
 }
 
 /// Polls `cond` until it holds or `within` passes.
-pub async fn wait_until(within: Duration, what: &str, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
+pub async fn wait_until(within: Duration, what: &str, cond: impl FnMut() -> bool) {
+    distant_testkit::wait_until(what, within, cond).await
 }
 
 /// Whether `pid` is a live (non-zombie) process.
-pub fn alive(pid: u32) -> bool {
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, rest)| rest.trim_start().chars().next());
-            !matches!(state, Some('Z' | 'X') | None)
-        }
-        Err(_) => false,
-    }
-}
+#[allow(unused_imports)]
+pub use distant_testkit::pid_alive as alive;
 
 pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path).expect("stat").mode() & 0o777
 }
 
-/// True when the bridge API in this build is the placeholder (its
-/// `initialize` lists no capabilities): tests of verbs that need the full
-/// API (engineer E's) skip with a message then.
-pub async fn api_is_placeholder() -> bool {
-    let env = Env::new("probe");
-    let mut bridge = env.stdio(&["--no-manager"]);
-    let client = bridge.client();
-    let init = initialize(&client).await;
-    let empty = init
-        .get("capabilities")
-        .and_then(Value::as_array)
-        .is_none_or(|a| a.is_empty());
-    if empty {
-        eprintln!(
-            "SKIPPED: the bridge API is the placeholder (initialize lists no capabilities); \
-             this test runs once the full API is merged"
-        );
-    }
-    empty
-}

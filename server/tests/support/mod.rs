@@ -8,10 +8,9 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::pin::Pin;
 use std::process::{Child, Command, Stdio};
-use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use distant_protocol::auth::StaticKey;
 use distant_protocol::driver::client::{
@@ -22,9 +21,11 @@ use distant_protocol::driver::transport::dial_tcp;
 use distant_protocol::driver::ConnectionState;
 use distant_protocol::handshake::ClientConfig;
 use distant_protocol::msg::{Op, Reply};
-use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, AsyncWriteExt, ReadBuf};
-use tokio::net::{TcpListener, TcpStream};
-use tokio::task::JoinHandle;
+use tokio::io::{AsyncRead, AsyncReadExt, AsyncWrite, ReadBuf};
+
+// Not every test file uses every helper.
+#[allow(unused_imports)]
+pub use distant_testkit::{pid_alive, rss_kib, wait_until, FaultProxy};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_distant-server");
 
@@ -118,17 +119,6 @@ pub async fn rpc(addr: SocketAddr, key: &StaticKey) -> RpcClient {
 }
 
 /// Polls `cond` until it holds or `within` passes.
-pub async fn wait_until(what: &str, within: Duration, mut cond: impl FnMut() -> bool) {
-    let deadline = Instant::now() + within;
-    while !cond() {
-        assert!(
-            Instant::now() < deadline,
-            "timed out after {within:?} waiting for {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-}
-
 pub async fn wait_for_state(rpc: &RpcClient, want: &str, within: Duration) -> ConnectionState {
     let mut state = rpc.state();
     tokio::time::timeout(within, async {
@@ -144,33 +134,6 @@ pub async fn wait_for_state(rpc: &RpcClient, want: &str, within: Duration) -> Co
     })
     .await
     .unwrap_or_else(|_| panic!("state did not become {want} within {within:?}"))
-}
-
-pub fn pid_alive(pid: u32) -> bool {
-    // A zombie still has a /proc entry; look at its state.
-    match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
-        Ok(stat) => {
-            let state = stat
-                .rsplit_once(')')
-                .and_then(|(_, r)| r.split_whitespace().next());
-            state != Some("Z") && state != Some("X")
-        }
-        Err(_) => false,
-    }
-}
-
-/// VmRSS and VmHWM (peak) of a process, in KiB.
-pub fn rss_kib(pid: u32) -> (u64, u64) {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
-    let field = |name: &str| {
-        status
-            .lines()
-            .find(|l| l.starts_with(name))
-            .and_then(|l| l.split_whitespace().nth(1))
-            .and_then(|v| v.parse().ok())
-            .unwrap_or(0)
-    };
-    (field("VmRSS:"), field("VmHWM:"))
 }
 
 /// Reads a whole file over `FileRead`.
@@ -196,76 +159,6 @@ pub async fn read_file(rpc: &RpcClient, path: &Path) -> Vec<u8> {
         }
     }
     panic!("FileRead ended without FileEnd")
-}
-
-/// A TCP relay that can cut, black-hole or refuse connections (the one of
-/// protocol/tests/driver_tcp.rs).
-#[derive(Clone)]
-pub struct FaultProxy {
-    pub addr: SocketAddr,
-    pub target: Arc<Mutex<SocketAddr>>,
-    relays: Arc<Mutex<Vec<JoinHandle<()>>>>,
-    pub blackhole: Arc<AtomicBool>,
-    pub refuse: Arc<AtomicBool>,
-}
-
-impl FaultProxy {
-    pub async fn start(target: SocketAddr) -> Self {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let proxy = FaultProxy {
-            addr: listener.local_addr().unwrap(),
-            target: Arc::new(Mutex::new(target)),
-            relays: Arc::default(),
-            blackhole: Arc::default(),
-            refuse: Arc::default(),
-        };
-        let p = proxy.clone();
-        tokio::spawn(async move {
-            while let Ok((inbound, _)) = listener.accept().await {
-                if p.refuse.load(Ordering::SeqCst) {
-                    drop(inbound);
-                    continue;
-                }
-                let target = *p.target.lock().unwrap();
-                let Ok(outbound) = TcpStream::connect(target).await else {
-                    continue;
-                };
-                let (ri, wi) = inbound.into_split();
-                let (ro, wo) = outbound.into_split();
-                let a = tokio::spawn(pump(ri, wo, p.blackhole.clone()));
-                let b = tokio::spawn(pump(ro, wi, p.blackhole.clone()));
-                p.relays.lock().unwrap().extend([a, b]);
-            }
-        });
-        proxy
-    }
-
-    /// Drops every relayed connection (both sockets close).
-    pub fn cut(&self) {
-        for relay in self.relays.lock().unwrap().drain(..) {
-            relay.abort();
-        }
-    }
-}
-
-async fn pump(
-    mut from: tokio::net::tcp::OwnedReadHalf,
-    mut to: tokio::net::tcp::OwnedWriteHalf,
-    blackhole: Arc<AtomicBool>,
-) {
-    let mut buf = vec![0u8; 64 * 1024];
-    loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
-        };
-        if blackhole.load(Ordering::SeqCst) {
-            continue;
-        }
-        if to.write_all(&buf[..n]).await.is_err() {
-            return;
-        }
-    }
 }
 
 /// A `distant-server proxy` child's stdout and stdin as one transport; the
