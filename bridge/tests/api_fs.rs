@@ -78,15 +78,14 @@ async fn lifecycle_connect_local_list_disconnect_exit() {
 
     assert_eq!(p.call("shutdown", json!({})).await, Value::Null);
     p.client.notify("exit", json!({})).await.unwrap();
-    assert_eq!(p.served.await.unwrap(), ServeEnd::Exit);
+    assert_eq!(p.ended().await, ServeEnd::Exit);
     assert_eq!(api.peer_count(), 0);
 }
 
 #[tokio::test(flavor = "multi_thread")]
 async fn distant_url_key_param_redaction_and_auth_failure() {
     let server = OwnServer::start(KEY_A);
-    let api = new_api();
-    let mut p = peer(&api);
+    let mut p = stdio_peer();
 
     let r = p.call("connect", json!({"destination": server.url})).await;
     let id = r["connection"].as_str().unwrap().to_string();
@@ -141,8 +140,7 @@ async fn distant_url_key_param_redaction_and_auth_failure() {
 #[tokio::test(flavor = "multi_thread")]
 async fn files_round_trip_with_every_method() {
     let dir = TempDir::new("fs");
-    let api = new_api();
-    let p = peer(&api);
+    let p = stdio_peer();
     let c = p.connect_local().await;
     let a = dir.join("a.txt");
 
@@ -340,8 +338,7 @@ async fn files_round_trip_with_every_method() {
 #[tokio::test(flavor = "multi_thread")]
 async fn every_error_kind_reachable_from_fs() {
     let dir = TempDir::new("errors");
-    let api = new_api();
-    let p = peer(&api);
+    let p = stdio_peer();
     let c = p.connect_local().await;
     let a = dir.join("a.txt");
     std::fs::write(&a, "original").unwrap();
@@ -484,8 +481,7 @@ async fn every_error_kind_reachable_from_fs() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn malformed_messages_get_errors_and_the_session_goes_on() {
-    let api = new_api();
-    let p = peer(&api);
+    let p = stdio_peer();
     p.client.send_raw(b"{not json".to_vec()).await.unwrap();
     p.client
         .send_raw(br#"{"jsonrpc":"2.0","id":99,"params":{}}"#.to_vec())
@@ -498,8 +494,7 @@ async fn malformed_messages_get_errors_and_the_session_goes_on() {
 #[tokio::test(flavor = "multi_thread")]
 async fn twenty_mib_write_and_read_take_the_chunked_path() {
     let dir = TempDir::new("big");
-    let api = new_api();
-    let p = peer(&api);
+    let p = stdio_peer();
     let c = p.connect_local().await;
     let path = dir.join("big.bin");
     let mut bytes = vec![0u8; 20 * 1024 * 1024];

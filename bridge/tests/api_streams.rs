@@ -13,8 +13,7 @@ use serde_json::{json, Value};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn process_output_in_order_and_exit_last() {
-    let api = new_api();
-    let mut p = peer(&api);
+    let mut p = stdio_peer();
     let c = p.connect_local().await;
     let r = p
         .call(
@@ -60,8 +59,7 @@ async fn process_output_in_order_and_exit_last() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn stdin_in_order_close_and_kill() {
-    let api = new_api();
-    let mut p = peer(&api);
+    let mut p = stdio_peer();
     let c = p.connect_local().await;
     let r = p
         .call("proc/spawn", json!({"connection": c, "cmd": ["cat"]}))
@@ -150,8 +148,7 @@ async fn stdin_in_order_close_and_kill() {
 
 #[tokio::test(flavor = "multi_thread")]
 async fn pty_spawn_and_resize() {
-    let api = new_api();
-    let mut p = peer(&api);
+    let mut p = stdio_peer();
     let c = p.connect_local().await;
     let r = p
         .call(
@@ -184,8 +181,7 @@ async fn pty_spawn_and_resize() {
 #[tokio::test(flavor = "multi_thread")]
 async fn watch_reports_changes_until_unwatched() {
     let dir = TempDir::new("watch");
-    let api = new_api();
-    let mut p = peer(&api);
+    let mut p = stdio_peer();
     let c = p.connect_local().await;
     let r = p
         .call(
@@ -244,8 +240,7 @@ async fn search_results_done_and_cancel() {
         )
         .unwrap();
     }
-    let api = new_api();
-    let mut p = peer(&api);
+    let mut p = stdio_peer();
     let c = p.connect_local().await;
     let r = p
         .call(
@@ -326,8 +321,7 @@ async fn cancel_request_answers_cancelled_and_the_session_goes_on() {
     // handshake until cancelled.
     let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
     let addr = silent.local_addr().unwrap();
-    let api = new_api();
-    let p = peer(&api);
+    let p = stdio_peer();
     // A fresh client numbers its requests 1, 2, …: this is request 1.
     let client = p.client.clone();
     let pending = tokio::spawn(async move {

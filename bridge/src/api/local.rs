@@ -92,6 +92,12 @@ pub async fn start(configured: Option<&Path>) -> Result<(LocalServer, Destinatio
     command
         .args(["listen", "--host", "127.0.0.1", "--port", "0"])
         .env("DISTANT_KEY", &*key.to_hex())
+        // The server's log shares the bridge's stderr (an editor's log
+        // pane, a user's terminal): warnings only, unless asked for more.
+        .env(
+            "RUST_LOG",
+            std::env::var("RUST_LOG").unwrap_or_else(|_| "warn".into()),
+        )
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())

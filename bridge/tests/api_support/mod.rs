@@ -57,13 +57,23 @@ pub fn new_api() -> Arc<Api> {
     })
 }
 
-/// One peer of an [`Api`]: a client on one end of a duplex pipe.
+/// One peer of the bridge API: a JSON-RPC client talking either to an
+/// in-process [`Api`] over a duplex pipe (several peers of one Api share
+/// its connections), or to the real `distant-bridge stdio --no-manager`
+/// binary over its stdin/stdout — what an editor does.
 pub struct Peer {
     pub client: JsonRpcClient,
     pub notes: mpsc::Receiver<Notification>,
-    pub served: JoinHandle<ServeEnd>,
-    /// Copies client → server; aborting it is the peer hanging up.
-    line: JoinHandle<()>,
+    backend: Backend,
+}
+
+enum Backend {
+    InProcess {
+        served: JoinHandle<ServeEnd>,
+        /// Copies client → server; aborting it is the peer hanging up.
+        line: JoinHandle<()>,
+    },
+    Stdio(tokio::process::Child),
 }
 
 pub fn peer(api: &Arc<Api>) -> Peer {
@@ -79,8 +89,29 @@ pub fn peer(api: &Arc<Api>) -> Peer {
     Peer {
         client,
         notes,
-        served,
-        line,
+        backend: Backend::InProcess { served, line },
+    }
+}
+
+/// A peer that is the real `distant-bridge stdio --no-manager` process.
+pub fn stdio_peer() -> Peer {
+    let mut child = tokio::process::Command::new(env!("CARGO_BIN_EXE_distant-bridge"))
+        .args(["--no-manager", "--server-binary"])
+        .arg(server_binary())
+        .arg("stdio")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .kill_on_drop(true)
+        .spawn()
+        .expect("start distant-bridge stdio");
+    let stdin = child.stdin.take().expect("child stdin");
+    let stdout = child.stdout.take().expect("child stdout");
+    let (client, notes) = JsonRpcClient::new(stdout, stdin);
+    Peer {
+        client,
+        notes,
+        backend: Backend::Stdio(child),
     }
 }
 
@@ -88,11 +119,44 @@ impl Peer {
     /// Closes the peer's side (the server sees EOF) and waits for serving
     /// to end.
     pub async fn hang_up(self) -> ServeEnd {
-        self.line.abort();
-        tokio::time::timeout(WAIT, self.served)
-            .await
-            .expect("serve ends at EOF")
-            .expect("serve task")
+        match self.backend {
+            Backend::InProcess { served, line } => {
+                line.abort();
+                tokio::time::timeout(WAIT, served)
+                    .await
+                    .expect("serve ends at EOF")
+                    .expect("serve task")
+            }
+            Backend::Stdio(mut child) => {
+                drop(child.stdin.take());
+                drop(self.client);
+                let status = tokio::time::timeout(WAIT, child.wait())
+                    .await
+                    .expect("the bridge exits at EOF")
+                    .expect("wait for the bridge");
+                assert!(status.success(), "the bridge exited with {status}");
+                ServeEnd::Eof
+            }
+        }
+    }
+
+    /// Waits for the server side to finish after `exit` (in-process: how
+    /// serving ended; stdio: the process exits 0).
+    pub async fn ended(self) -> ServeEnd {
+        match self.backend {
+            Backend::InProcess { served, .. } => tokio::time::timeout(WAIT, served)
+                .await
+                .expect("serve ends after exit")
+                .expect("serve task"),
+            Backend::Stdio(mut child) => {
+                let status = tokio::time::timeout(WAIT, child.wait())
+                    .await
+                    .expect("the bridge exits after exit")
+                    .expect("wait for the bridge");
+                assert!(status.success(), "the bridge exited with {status}");
+                ServeEnd::Exit
+            }
+        }
     }
 
     pub async fn call(&self, method: &str, params: Value) -> Value {

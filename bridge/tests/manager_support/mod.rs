@@ -233,4 +233,3 @@ pub fn mode(path: &Path) -> u32 {
     use std::os::unix::fs::MetadataExt;
     std::fs::symlink_metadata(path).expect("stat").mode() & 0o777
 }
-
