@@ -123,6 +123,18 @@ impl JsonRpcClient {
 
     /// Sends a request and waits for its result.
     pub async fn request(&self, method: &str, params: Value) -> Result<Value, ClientError> {
+        self.start_request(method, params).await?.await
+    }
+
+    /// Sends a request now and returns a future of its result, so a caller
+    /// can pipeline: requests started one after another go out in that
+    /// order without waiting for each other's answers (the LSP proxy streams
+    /// `proc/stdin` this way).
+    pub async fn start_request(
+        &self,
+        method: &str,
+        params: Value,
+    ) -> Result<impl std::future::Future<Output = Result<Value, ClientError>>, ClientError> {
         let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         let (tx, rx) = oneshot::channel();
         match lock(&self.pending).as_mut() {
@@ -136,11 +148,13 @@ impl JsonRpcClient {
             }
             return Err(ClientError::Closed);
         }
-        match rx.await {
-            Ok(Ok(value)) => Ok(value),
-            Ok(Err(error)) => Err(ClientError::Rpc(error)),
-            Err(_) => Err(ClientError::Closed),
-        }
+        Ok(async move {
+            match rx.await {
+                Ok(Ok(value)) => Ok(value),
+                Ok(Err(error)) => Err(ClientError::Rpc(error)),
+                Err(_) => Err(ClientError::Closed),
+            }
+        })
     }
 
     /// Sends a notification.

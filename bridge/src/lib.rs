@@ -11,6 +11,8 @@
 //!   (language-server-side) mode.
 //! - [`jsonrpc`]: the JSON-RPC 2.0 message model, error codes and the
 //!   bridge's `error.data.kind` values.
+//! - [`lsp`]: `distant-bridge lsp`, the proxy that runs a language server
+//!   on the remote and rewrites URIs between the editor and it.
 //! - [`uri_rewrite`]: the byte-preserving rewriter between editor-side
 //!   `SCHEME://AUTHORITY/PATH` URIs and remote-side `file:///PATH` URIs.
 
@@ -20,6 +22,7 @@ pub mod client;
 pub mod demo;
 pub mod framing;
 pub mod jsonrpc;
+pub mod lsp;
 pub mod manager;
 pub mod stdio;
 pub mod uri_rewrite;

@@ -87,6 +87,23 @@ enum Command {
         )]
         cmd: Vec<String>,
     },
+    /// Run a language server remotely, as if it were local (what an editor's
+    /// LSP client spawns); rewrites SCHEME://AUTHORITY/P <-> file:///P URIs.
+    Lsp {
+        /// Connect to DEST (reusing a live connection to it) instead of
+        /// using --connection or the most recent connection.
+        #[arg(long, value_name = "DEST")]
+        destination: Option<String>,
+        /// Editor-side URI scheme.
+        #[arg(long, value_name = "SCHEME", default_value = "distant")]
+        scheme: String,
+        /// The language server's working directory on the remote.
+        #[arg(long, value_name = "DIR")]
+        cwd: Option<String>,
+        /// The language server command and its arguments (after `--`).
+        #[arg(last = true, required = true, value_name = "CMD")]
+        cmd: Vec<String>,
+    },
     /// The manager and every connection with its state.
     Status,
     /// A narrated session against a local server, each step timed.
@@ -186,6 +203,20 @@ fn run(args: Args) -> Result<u8, CliError> {
         }
         Command::Spawn { pty, cmd } => block_on(cli::spawn(&options, &cmd, pty))?,
         Command::Shell { cmd } => block_on(cli::shell(&options, &cmd))?,
+        Command::Lsp {
+            destination,
+            scheme,
+            cwd,
+            cmd,
+        } => {
+            let args = distant_bridge::lsp::LspArgs {
+                destination,
+                scheme,
+                cwd,
+                cmd,
+            };
+            block_on(distant_bridge::lsp::run(&options, args))?
+        }
         Command::Status => {
             block_on(cli::status(&options))??;
             Ok(0)

@@ -1,0 +1,207 @@
+//! `distant-bridge lsp` with a small scripted language server (python3)
+//! run through a real `distant-server`: exact bytes both ways (URIs
+//! rewritten, document text never), a banner and stray prints on the
+//! language server's stdout, its stderr passed through, malformed editor
+//! input skipped, and the lifecycle (shutdown on stdin EOF, kill after the
+//! grace period, the server's own exit status).
+
+mod lsp_support;
+
+use std::time::Duration;
+
+use lsp_support::*;
+use serde_json::{json, Value};
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn exact_bytes_banner_junk_and_stderr() {
+    let project = Project::new("fake-bytes");
+    let (cmd, _pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    let root = project.uri("", "");
+    let init = ed.initialize(&root, "p").await;
+    assert_eq!(
+        init["serverInfo"]["name"], "fake",
+        "initialize answered through the banner"
+    );
+
+    // A document whose text mentions URIs and `profile:`; only the value
+    // that *is* a URI may change, and only it.
+    let doc_uri = project.uri("", "notes.txt");
+    let text = r#"profile: file:///etc/x distant://host/y \"distant:///q\" prodistant: ünïcode"#;
+    let body = format!(
+        r#"{{"jsonrpc":"2.0","id":100,"method":"echo","params":{{"textDocument":{{"uri":"{doc_uri}"}},"text":"{text}","seq":0,  "spaced" : [ 1 , 2 ]}}}}"#
+    );
+    let expected_remote = body.replace(&doc_uri, &project.file_uri("notes.txt"));
+    assert_ne!(expected_remote, body);
+    ed.send_raw(body.as_bytes()).await;
+    let answer = ed.response(100, "echo").await;
+    assert_eq!(
+        answer.value["result"]["raw"].as_str().unwrap(),
+        expected_remote,
+        "the language server got exactly the editor's bytes, URI rewritten"
+    );
+    let params = &answer.value["result"]["params"];
+    assert_eq!(
+        params["textDocument"]["uri"],
+        doc_uri.as_str(),
+        "URI mapped back"
+    );
+    let sent: Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(
+        params["text"], sent["params"]["text"],
+        "text unchanged both ways"
+    );
+    let raw_text =
+        r#"profile: file:///etc/x distant://host/y \"distant:///q\" prodistant: ünïcode"#;
+    assert!(
+        contains(&answer.raw, raw_text.as_bytes()),
+        "the text's bytes reach the editor unchanged: {}",
+        String::from_utf8_lossy(&answer.raw)
+    );
+
+    // A notification from the server (after a stray print) with file:// URIs
+    // in values and keys.
+    let a = project.file_uri("a.py");
+    ed.notify(
+        "publish",
+        json!({"uri": a, "diagnostics": [{"message": "see file:///etc/x", "relatedInformation": [{"location": {"uri": a}}]}], "changes": {a.clone(): []}}),
+    )
+    .await;
+    let note = ed
+        .notification("textDocument/publishDiagnostics", |_| true)
+        .await;
+    let editor_a = project.uri("", "a.py");
+    assert_eq!(note.value["params"]["uri"], editor_a.as_str());
+    assert_eq!(
+        note.value["params"]["diagnostics"][0]["relatedInformation"][0]["location"]["uri"],
+        editor_a.as_str()
+    );
+    assert!(
+        note.value["params"]["changes"].get(&editor_a).is_some(),
+        "keys rewritten"
+    );
+    assert_eq!(
+        note.value["params"]["diagnostics"][0]["message"], "see file:///etc/x",
+        "message text untouched"
+    );
+
+    // stderr of the language server reaches ours as it is.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    while !ed
+        .stderr_text()
+        .contains("fake-ls: starting up \u{1b}[1mbold\u{1b}[0m")
+    {
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "stderr not passed through: {}",
+            ed.stderr_text()
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    assert!(ed.stray_responses.is_empty());
+    ed.close_stdin();
+    assert_eq!(ed.wait_exit(WAIT).await, Some(0));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn authority_of_the_first_uri_is_kept() {
+    let project = Project::new("fake-authority");
+    let (cmd, _pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    ed.initialize(&project.uri("my-box", ""), "p").await;
+    let r = ed
+        .request(
+            "echo",
+            json!({"uri": project.uri("my-box", "x.rs"), "seq": 1}),
+        )
+        .await;
+    assert_eq!(r["params"]["uri"], project.uri("my-box", "x.rs").as_str());
+    assert!(r["raw"]
+        .as_str()
+        .unwrap()
+        .contains(&project.file_uri("x.rs")));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_editor_input_is_skipped() {
+    let project = Project::new("fake-malformed");
+    let (cmd, _pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    ed.initialize(&project.uri("", ""), "p").await;
+    // A broken header, garbage, then a body that is not JSON (forwarded
+    // as it is), then a normal request.
+    ed.send_bytes(b"Content-Length: abc\r\n\r\ngarbage garbage\r\n")
+        .await;
+    ed.send_raw(b"{not json distant:///x").await;
+    let r = ed.request("echo", json!({"seq": 7})).await;
+    assert_eq!(r["params"]["seq"], 7);
+    let stats = ed.request("stats", json!({})).await;
+    assert_eq!(stats["bad"], 1, "the non-JSON body was forwarded untouched");
+    assert_eq!(stats["seq"], json!([7]));
+    let log = ed.stderr_text();
+    assert!(log.contains("malformed message from the editor"), "{log}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn closing_stdin_shuts_the_server_down() {
+    let project = Project::new("fake-eof");
+    let (cmd, pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    ed.initialize(&project.uri("", ""), "p").await;
+    let pid = read_pid(&pidfile).await;
+    assert!(distant_testkit::pid_alive(pid));
+    let started = std::time::Instant::now();
+    ed.close_stdin();
+    // shutdown then exit: the fake server exits 0 (1 without shutdown).
+    assert_eq!(ed.wait_exit(WAIT).await, Some(0));
+    assert!(
+        started.elapsed() < Duration::from_secs(2),
+        "no waiting for the kill timer"
+    );
+    distant_testkit::wait_until("the language server is gone", WAIT, || {
+        !distant_testkit::pid_alive(pid)
+    })
+    .await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_ignores_exit_is_killed() {
+    let project = Project::new("fake-stubborn");
+    let (cmd, pidfile) = fake_ls(&project, "stubborn");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    ed.initialize(&project.uri("", ""), "p").await;
+    let pid = read_pid(&pidfile).await;
+    ed.close_stdin();
+    let code = ed.wait_exit(WAIT).await;
+    assert_eq!(code, Some(128 + 9), "killed after the grace period");
+    assert!(
+        !distant_testkit::pid_alive(pid),
+        "the language server was killed"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_proxy_exits_with_the_servers_status() {
+    let project = Project::new("fake-status");
+    let (cmd, pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+
+    // The editor's own shutdown + exit: status 0, stdin still open.
+    let mut ed = Editor::start(ProxyCmd::local(&cmd).cwd(project.path()));
+    ed.initialize(&project.uri("", ""), "p").await;
+    assert_eq!(ed.request("shutdown", Value::Null).await, Value::Null);
+    ed.notify("exit", Value::Null).await;
+    assert_eq!(ed.wait_exit(WAIT).await, Some(0));
+    let _ = std::fs::remove_file(&pidfile);
+
+    // `exit` without `shutdown`: the server exits 1, so do we.
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    ed.initialize(&project.uri("", ""), "p").await;
+    ed.notify("exit", Value::Null).await;
+    assert_eq!(ed.wait_exit(WAIT).await, Some(1));
+}
