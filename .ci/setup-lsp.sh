@@ -17,9 +17,11 @@ if ! command -v clangd >/dev/null 2>&1; then
     SUDO=""
     if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
     export DEBIAN_FRONTEND=noninteractive
-    if ! $SUDO apt-get install -y -q clangd >/dev/null; then
-        $SUDO apt-get update -q >/dev/null
-        $SUDO apt-get install -y -q clangd >/dev/null
+    # Wait for a dpkg lock held by another install rather than fail.
+    APT=($SUDO apt-get -o DPkg::Lock::Timeout=300 -y -q)
+    if ! "${APT[@]}" install clangd >/dev/null; then
+        "${APT[@]}" update >/dev/null
+        "${APT[@]}" install clangd >/dev/null
     fi
 fi
 
