@@ -205,3 +205,48 @@ async fn the_proxy_exits_with_the_servers_status() {
     ed.notify("exit", Value::Null).await;
     assert_eq!(ed.wait_exit(WAIT).await, Some(1));
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn proxies_share_the_managers_connection() {
+    let project = Project::new("fake-manager");
+    let runtime = project.path().join("runtime");
+    std::fs::create_dir_all(&runtime).unwrap();
+    let (cmd, _pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+
+    // The first proxy connects; the second uses the manager's most recent
+    // connection (no --destination); both talk to their own server.
+    let mut first = Editor::start(ProxyCmd::local(&cmd).via_manager(&runtime));
+    first.initialize(&project.uri("", ""), "p").await;
+    let mut second = Editor::start(
+        ProxyCmd::local(&cmd)
+            .via_manager(&runtime)
+            .destination(String::new()),
+    );
+    second.initialize(&project.uri("", ""), "p").await;
+    for (ed, seq) in [(&mut first, 1), (&mut second, 2)] {
+        let r = ed
+            .request("echo", json!({"seq": seq, "uri": project.uri("", "f")}))
+            .await;
+        assert_eq!(r["params"]["seq"], seq);
+        assert_eq!(r["params"]["uri"], project.uri("", "f").as_str());
+    }
+    for ed in [&mut first, &mut second] {
+        ed.close_stdin();
+        assert_eq!(ed.wait_exit(WAIT).await, Some(0));
+    }
+
+    // Stop the manager this test started.
+    let pid_file = runtime.join("distant/manager.pid");
+    if let Some(pid) = std::fs::read_to_string(&pid_file)
+        .ok()
+        .and_then(|s| s.trim().parse::<i32>().ok())
+    {
+        // SAFETY: sending a signal to the manager we started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+        distant_testkit::wait_until("the manager exits", WAIT, || {
+            !distant_testkit::pid_alive(pid as u32)
+        })
+        .await;
+    }
+}

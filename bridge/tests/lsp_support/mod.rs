@@ -103,7 +103,11 @@ pub struct Editor {
 
 /// Options of one proxy run.
 pub struct ProxyCmd {
+    /// `--destination` (empty: none, the most recent connection).
     pub destination: String,
+    /// Use a manager whose `XDG_RUNTIME_DIR` is this (instead of
+    /// `--no-manager`).
+    pub manager_runtime: Option<PathBuf>,
     pub cwd: Option<String>,
     pub cmd: Vec<String>,
     pub env: Vec<(String, String)>,
@@ -113,6 +117,7 @@ impl ProxyCmd {
     pub fn local(cmd: &[&str]) -> Self {
         Self {
             destination: "local".into(),
+            manager_runtime: None,
             cwd: None,
             cmd: cmd.iter().map(|s| s.to_string()).collect(),
             env: Vec::new(),
@@ -120,6 +125,10 @@ impl ProxyCmd {
     }
     pub fn cwd(mut self, dir: &Path) -> Self {
         self.cwd = Some(dir.display().to_string());
+        self
+    }
+    pub fn via_manager(mut self, runtime: &Path) -> Self {
+        self.manager_runtime = Some(runtime.to_path_buf());
         self
     }
     pub fn destination(mut self, d: String) -> Self {
@@ -132,13 +141,23 @@ impl Editor {
     /// Starts `distant-bridge --no-manager lsp --destination … -- CMD`.
     pub fn start(cmd: ProxyCmd) -> Self {
         let mut command = tokio::process::Command::new(env!("CARGO_BIN_EXE_distant-bridge"));
+        match &cmd.manager_runtime {
+            Some(runtime) => {
+                command
+                    .env("XDG_RUNTIME_DIR", runtime)
+                    .env("DISTANT_BRIDGE_MANAGER_IDLE_EXIT", "10");
+            }
+            None => {
+                command.arg("--no-manager");
+            }
+        }
         command
-            .arg("--no-manager")
             .arg("--server-binary")
             .arg(server_binary())
-            .arg("lsp")
-            .arg("--destination")
-            .arg(&cmd.destination);
+            .arg("lsp");
+        if !cmd.destination.is_empty() {
+            command.arg("--destination").arg(&cmd.destination);
+        }
         if let Some(cwd) = &cmd.cwd {
             command.arg("--cwd").arg(cwd);
         }
