@@ -28,13 +28,17 @@ async fn connect(p: &Peer, sshd: &Sshd) -> (String, Duration) {
         )
         .await;
     let took = started.elapsed();
-    assert_eq!(r["server"]["version"], format!("distant-server {VERSION}"), "{r}");
+    assert_eq!(
+        r["server"]["version"],
+        format!("distant-server {VERSION}"),
+        "{r}"
+    );
     (r["connection"].as_str().expect("id").to_owned(), took)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn connect_through_an_alias_uploads_once_then_reuses() {
-    let _serial = serial();
+    let _serial = serial().await;
     let sshd = Sshd::start();
     sshd.reset_remote();
     let binary = sshd.remote_binary();

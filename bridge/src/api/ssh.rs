@@ -66,8 +66,6 @@ use crate::jsonrpc::{ErrorKind, RpcError};
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
 /// Deadline of one dial: ssh's connection, login and the proxy's greeting.
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
-/// Deadline of the probe.
-const PROBE_TIMEOUT: Duration = Duration::from_secs(30);
 /// Deadline of an upload: generous, binaries are tens of megabytes.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a closed transport's ssh may take to exit before it is killed.
@@ -437,15 +435,17 @@ struct Probe {
     installed: bool,
 }
 
-/// The probe, as run by the remote's `sh`.
-fn probe_script() -> String {
+/// The first dial, as run by the remote's `sh`: start the proxy when our
+/// version is installed (saying where), else describe the remote.
+fn probe_or_exec_script() -> String {
     format!(
         r#"f="$HOME/{INSTALL_DIR}/distant-server-{VERSION}"
+if [ -f "$f" ] && [ -x "$f" ]; then echo "DISTANT-PATH $f"; exec "$f" proxy; fi
 echo "DISTANT-PROBE 1"
 echo "os=$(uname -s)"
 echo "arch=$(uname -m)"
 echo "path=$f"
-if [ -f "$f" ] && [ -x "$f" ]; then echo "installed=yes"; else echo "installed=no"; fi
+echo "installed=no"
 "#
     )
 }
@@ -686,46 +686,14 @@ fn non_empty(s: &str) -> &str {
     }
 }
 
-/// Finds (and if needed uploads) the remote `distant-server`; returns its
-/// path on the remote.
-async fn resolve_remote(
+/// Makes sure the remote has our server (uploading it when allowed and
+/// needed); returns its path there.
+async fn install(
     target: &SshTarget,
+    probe: Probe,
     server_binary: Option<&Path>,
 ) -> Result<String, RpcError> {
-    if let Some(path) = &target.options.remote_server {
-        return Ok(path.clone());
-    }
     let shown = target.display();
-    let started = Instant::now();
-    let remote = format!("sh -c {}", sh_quote(&probe_script()));
-    let (status, stdout, stderr) =
-        run_once(target, &remote, None, PROBE_TIMEOUT, "probing").await?;
-    let probe = match parse_probe(&stdout) {
-        Some(p) if status.success() => p,
-        _ if status.code() == Some(255) || stdout.trim().is_empty() && !status.success() => {
-            return Err(ssh_failure(&shown, Some(status), &stderr, "probing"));
-        }
-        _ => {
-            let first = stdout.lines().find(|l| !l.trim().is_empty()).unwrap_or("");
-            return Err(RpcError::new(
-                ErrorKind::Other,
-                format!(
-                    "the login shell of {shown} did not run a POSIX sh command ({status}); \
-                     distant needs `sh` on the remote. It printed {:?}; ssh said: {}",
-                    truncate(first, 200),
-                    non_empty(&stderr)
-                ),
-            ));
-        }
-    };
-    tracing::debug!(
-        destination = %shown,
-        os = %probe.os,
-        arch = %probe.arch,
-        installed = probe.installed,
-        "probed in {:?}",
-        started.elapsed()
-    );
     if probe.installed {
         tracing::info!(destination = %shown, "using distant-server {VERSION} at {}", probe.path);
         return Ok(probe.path);
@@ -901,35 +869,54 @@ impl AsyncWrite for SshTransport {
     }
 }
 
-/// Runs ssh to the proxy and reads its greeting: the transport, the key
-/// it announced, and the handle that kills this ssh early.
-async fn dial_proxy(
-    target: &SshTarget,
-    remote_path: &str,
-) -> Result<(SshTransport, StaticKey, Arc<Notify>), RpcError> {
+/// What a dial found.
+enum Dialled {
+    /// The proxy greeted: the transport, the key it announced, the handle
+    /// that kills this ssh early, and where the server is (when the remote
+    /// said).
+    Proxy {
+        transport: Box<SshTransport>,
+        key: StaticKey,
+        kill: Arc<Notify>,
+        path: Option<String>,
+    },
+    /// The remote has no server of our version: what it is instead.
+    Probe(Probe),
+}
+
+/// Runs ssh with `remote` (which starts the proxy, or probes) and reads
+/// up to the proxy's greeting. `server` names the remote binary in errors.
+async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled, RpcError> {
     let shown = target.display();
     let started = Instant::now();
-    let mut child = target.spawn(&proxy_command(remote_path))?;
+    let mut child = target.spawn(remote)?;
     let pid = child.id();
-    tracing::debug!(ssh_pid = pid, destination = %shown, "ssh started for the proxy");
+    tracing::debug!(ssh_pid = pid, destination = %shown, "ssh started");
     let stdin = child.stdin.take().expect("piped stdin");
     let mut stdout = child.stdout.take().expect("piped stdout");
     let stderr = child.stderr.take().expect("piped stderr");
     let (log, stderr_task) = StderrLog::collect(stderr, pid);
-    let kill = Arc::new(Notify::new());
 
+    enum Read {
+        Greeting(Result<StaticKey, ()>, Option<String>),
+        Probe(String),
+        Ended(Vec<u8>),
+    }
     // Byte by byte: nothing after the greeting's newline is ours to read.
-    let read_greeting = async {
+    let read = async {
         let mut before = Vec::new();
         let mut line = Vec::new();
+        let mut path = None;
         loop {
             let Ok(b) = stdout.read_u8().await else {
-                return Err((before, line));
+                before.extend_from_slice(&line);
+                return Read::Ended(before);
             };
             if b != b'\n' {
                 line.push(b);
                 if before.len() + line.len() > GREETING_SLACK {
-                    return Err((before, line));
+                    before.extend_from_slice(&line);
+                    return Read::Ended(before);
                 }
                 continue;
             }
@@ -937,92 +924,139 @@ async fn dial_proxy(
                 .trim_end_matches('\r')
                 .to_owned();
             if let Some(hex) = text.strip_prefix(GREETING) {
-                return Ok(StaticKey::from_hex(hex.trim()).map_err(|_| ()));
+                return Read::Greeting(StaticKey::from_hex(hex.trim()).map_err(|_| ()), path);
             }
-            before.extend_from_slice(&line);
-            before.push(b'\n');
+            if let Some(p) = text.strip_prefix("DISTANT-PATH ") {
+                path = Some(p.to_owned());
+            } else if text == "DISTANT-PROBE 1" {
+                let mut rest = Vec::new();
+                let _ = (&mut stdout)
+                    .take(GREETING_SLACK as u64)
+                    .read_to_end(&mut rest)
+                    .await;
+                return Read::Probe(format!("{text}\n{}", String::from_utf8_lossy(&rest)));
+            } else {
+                before.extend_from_slice(&line);
+                before.push(b'\n');
+            }
             line.clear();
         }
     };
-    let outcome = tokio::time::timeout(DIAL_TIMEOUT, read_greeting).await;
-    match outcome {
-        Ok(Ok(Ok(key))) => {
-            // Keep logging ssh's stderr for as long as it runs.
+    let outcome = tokio::time::timeout(DIAL_TIMEOUT, read).await;
+    let printed = match outcome {
+        Ok(Read::Greeting(Ok(key), path)) => {
+            // The stderr reader keeps logging for as long as ssh runs.
             drop(stderr_task);
             tracing::debug!(ssh_pid = pid, "proxy greeted after {:?}", started.elapsed());
-            Ok((
-                SshTransport {
+            let kill = Arc::new(Notify::new());
+            return Ok(Dialled::Proxy {
+                transport: Box::new(SshTransport {
                     stdout,
                     stdin,
                     child: Some(child),
                     kill: kill.clone(),
-                },
+                }),
                 key,
                 kill,
-            ))
+                path,
+            });
         }
-        Ok(Ok(Err(()))) => {
+        Ok(Read::Greeting(Err(()), _)) => {
             let _ = child.start_kill();
-            Err(RpcError::new(
+            return Err(RpcError::new(
                 ErrorKind::Other,
                 format!("the distant-server proxy on {shown} sent a malformed key"),
-            ))
+            ));
+        }
+        Ok(Read::Probe(text)) => {
+            drop(stdin);
+            let _ = tokio::time::timeout(STDERR_SETTLE, child.wait()).await;
+            let _ = child.start_kill();
+            settle(stderr_task).await;
+            tracing::debug!(ssh_pid = pid, "probed in {:?}", started.elapsed());
+            return match parse_probe(&text) {
+                Some(probe) => Ok(Dialled::Probe(probe)),
+                None => Err(RpcError::new(
+                    ErrorKind::Other,
+                    format!(
+                        "{shown}: the remote's answer to our sh probe is incomplete ({:?}); \
+                         ssh said: {}",
+                        truncate(text.trim(), 300),
+                        non_empty(&log.text())
+                    ),
+                )),
+            };
         }
         Err(_) => {
             let _ = child.start_kill();
             settle(stderr_task).await;
-            Err(RpcError::new(
+            return Err(RpcError::new(
                 ErrorKind::Timeout,
                 format!(
-                    "{shown}: no greeting from distant-server proxy within {} s; ssh said: {}",
+                    "{shown}: no greeting from the distant-server proxy within {} s; ssh said: {}",
                     DIAL_TIMEOUT.as_secs(),
                     non_empty(&log.text())
                 ),
-            ))
+            ));
         }
-        Ok(Err((before, partial))) => {
-            let status = tokio::time::timeout(STDERR_SETTLE, child.wait())
-                .await
-                .ok()
-                .and_then(Result::ok);
-            if status.is_none() {
-                let _ = child.start_kill();
-            }
-            settle(stderr_task).await;
-            let stderr = log.text();
-            let printed =
-                String::from_utf8_lossy(&before).into_owned() + &String::from_utf8_lossy(&partial);
-            let printed = printed.trim();
-            if status.is_some_and(|s| s.code() == Some(255)) {
-                return Err(ssh_failure(&shown, status, &stderr, "starting the proxy"));
-            }
-            if status.is_some_and(|s| matches!(s.code(), Some(126 | 127))) {
-                return Err(RpcError::new(
-                    ErrorKind::NotFound,
-                    format!(
-                        "{shown} could not run {remote_path}: {}; install distant-server \
-                         {VERSION} there or let the bridge upload it",
-                        non_empty(&stderr)
-                    ),
-                ));
-            }
-            let status_text = status.map_or_else(|| "still running".to_owned(), |s| s.to_string());
-            let what = if printed.starts_with("DISTANT-PROXY") {
-                "a greeting of another version (update distant on one side)".to_owned()
-            } else if printed.is_empty() {
-                "nothing".to_owned()
-            } else {
-                format!("{:?} instead", truncate(printed, 300))
-            };
-            Err(RpcError::new(
-                ErrorKind::Other,
-                format!(
-                    "{shown}: `{remote_path} proxy` sent {what} of its greeting ({status_text}); \
-                     ssh said: {}",
-                    non_empty(&stderr)
-                ),
-            ))
-        }
+        Ok(Read::Ended(printed)) => printed,
+    };
+    drop(stdin);
+    let status = tokio::time::timeout(STDERR_SETTLE, child.wait())
+        .await
+        .ok()
+        .and_then(Result::ok);
+    if status.is_none() {
+        let _ = child.start_kill();
+    }
+    settle(stderr_task).await;
+    let stderr = log.text();
+    let printed = String::from_utf8_lossy(&printed).into_owned();
+    let printed = printed.trim();
+    if status.is_some_and(|s| s.code() == Some(255)) {
+        return Err(ssh_failure(&shown, status, &stderr, "starting the proxy"));
+    }
+    if status.is_some_and(|s| matches!(s.code(), Some(126 | 127))) {
+        return Err(RpcError::new(
+            ErrorKind::NotFound,
+            format!(
+                "{shown} could not run {server}: {}; install distant-server {VERSION} there \
+                 or let the bridge upload it",
+                non_empty(&stderr)
+            ),
+        ));
+    }
+    let status_text = status.map_or_else(|| "still running".to_owned(), |s| s.to_string());
+    let what = if printed.starts_with("DISTANT-PROXY") {
+        "a greeting of another version (update distant on one side)".to_owned()
+    } else if printed.is_empty() {
+        "nothing".to_owned()
+    } else {
+        format!("{:?}", truncate(printed, 300))
+    };
+    Err(RpcError::new(
+        ErrorKind::Other,
+        format!(
+            "{shown}: expected the greeting of `{server} proxy` but the remote sent {what} \
+             ({status_text}); is the login shell POSIX-compatible and quiet? ssh said: {}",
+            non_empty(&stderr)
+        ),
+    ))
+}
+
+/// Dials the proxy at `path`.
+async fn dial_proxy(
+    target: &SshTarget,
+    path: &str,
+) -> Result<(Box<SshTransport>, StaticKey, Arc<Notify>), RpcError> {
+    match dial(target, &proxy_command(path), path).await? {
+        Dialled::Proxy {
+            transport,
+            key,
+            kill,
+            ..
+        } => Ok((transport, key, kill)),
+        Dialled::Probe(_) => Err(RpcError::internal("a probe answered a proxy dial")),
     }
 }
 
@@ -1032,7 +1066,7 @@ pub struct SshDialer {
     target: SshTarget,
     remote_path: String,
     key: StaticKey,
-    first: Mutex<Option<SshTransport>>,
+    first: Mutex<Option<Box<SshTransport>>>,
     /// Kills the ssh of the latest transport handed out.
     previous: Arc<Mutex<Option<Arc<Notify>>>>,
 }
@@ -1040,7 +1074,7 @@ pub struct SshDialer {
 impl Dialer for SshDialer {
     fn dial(&self) -> DialFuture {
         if let Some(first) = lock(&self.first).take() {
-            return Box::pin(async move { Ok(Box::new(first) as BoxTransport) });
+            return Box::pin(async move { Ok(first as BoxTransport) });
         }
         // A previous ssh that still runs is of no more use.
         if let Some(previous) = lock(&self.previous).take() {
@@ -1062,7 +1096,7 @@ impl Dialer for SshDialer {
                 );
             }
             *lock(&previous) = Some(kill);
-            Ok(Box::new(transport) as BoxTransport)
+            Ok(transport as BoxTransport)
         })
     }
 }
@@ -1074,10 +1108,41 @@ pub async fn open(
     target: &SshTarget,
     server_binary: Option<&Path>,
 ) -> Result<(Arc<SshDialer>, StaticKey), RpcError> {
+    let shown = target.display();
     let started = Instant::now();
-    let path = resolve_remote(target, server_binary).await?;
-    let (transport, key, kill) = dial_proxy(target, &path).await?;
-    tracing::debug!(destination = %target.display(), "ssh transport up in {:?}", started.elapsed());
+    let (transport, key, kill, path) = match &target.options.remote_server {
+        Some(path) => {
+            let (t, k, kill) = dial_proxy(target, path).await?;
+            (t, k, kill, path.clone())
+        }
+        None => {
+            let remote = format!("sh -c {}", sh_quote(&probe_or_exec_script()));
+            let server = format!("~/{INSTALL_DIR}/distant-server-{VERSION}");
+            match dial(target, &remote, &server).await? {
+                Dialled::Proxy {
+                    transport,
+                    key,
+                    kill,
+                    path,
+                } => {
+                    let path = path.ok_or_else(|| {
+                        RpcError::new(
+                            ErrorKind::Other,
+                            format!("{shown}: the proxy started but the remote did not say where"),
+                        )
+                    })?;
+                    tracing::info!(destination = %shown, "using distant-server {VERSION} at {path}");
+                    (transport, key, kill, path)
+                }
+                Dialled::Probe(probe) => {
+                    let path = install(target, probe, server_binary).await?;
+                    let (t, k, kill) = dial_proxy(target, &path).await?;
+                    (t, k, kill, path)
+                }
+            }
+        }
+    };
+    tracing::debug!(destination = %shown, "ssh transport up in {:?}", started.elapsed());
     let dialer = SshDialer {
         target: target.clone(),
         remote_path: path,

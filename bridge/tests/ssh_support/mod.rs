@@ -17,7 +17,6 @@ use std::net::{TcpListener, TcpStream};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
-use std::sync::{Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::api_support::TempDir;
@@ -27,12 +26,13 @@ pub const ALIAS: &str = "distant-test-alias";
 pub const WRONG_KEY_ALIAS: &str = "distant-test-wrong-key";
 pub const CLOSED_ALIAS: &str = "distant-test-closed";
 const SSHD: &str = "/usr/sbin/sshd";
-const SETUP: &str = "run `sudo bash .ci/setup-ssh.sh` (installs openssh-server and the distant-test user)";
+const SETUP: &str =
+    "run `sudo bash .ci/setup-ssh.sh` (installs openssh-server and the distant-test user)";
 
 /// One ssh test at a time: they share the remote account.
-pub fn serial() -> MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|p| p.into_inner())
+pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
+    static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+    LOCK.lock().await
 }
 
 /// The test user's uid and home, or a failure saying how to create it.
@@ -43,10 +43,7 @@ pub fn test_user() -> (u32, PathBuf) {
         .find(|l| l.split(':').next() == Some(USER))
         .unwrap_or_else(|| panic!("there is no user {USER} on this machine: {SETUP}"));
     let fields: Vec<&str> = line.split(':').collect();
-    (
-        fields[2].parse().expect("uid"),
-        PathBuf::from(fields[5]),
-    )
+    (fields[2].parse().expect("uid"), PathBuf::from(fields[5]))
 }
 
 pub struct Sshd {
@@ -222,7 +219,11 @@ impl Drop for Sshd {
 pub fn user_servers(uid: u32) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
@@ -259,7 +260,11 @@ fn kill_user_servers(uid: u32) {
 pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
     let mut pids = Vec::new();
     for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry.file_name().to_str().and_then(|s| s.parse::<u32>().ok()) else {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
             continue;
         };
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
