@@ -1152,3 +1152,200 @@ pub async fn open(
     };
     Ok((Arc::new(dialer), key))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn target(dest: &str, options: Value) -> SshTarget {
+        let mut t = SshTarget::parse(dest.strip_prefix("ssh://").unwrap()).unwrap();
+        t.options = SshOptions::from_value(Some(&options)).unwrap();
+        t
+    }
+
+    #[test]
+    fn ssh_argv_puts_the_editor_s_args_before_ours_and_the_host_last() {
+        let t = target(
+            "ssh://me@host:2200",
+            json!({"ssh": ["-F", "/cfg", "-o", "ConnectTimeout=3"]}),
+        );
+        let args = t.ssh_args("exec '/x' proxy");
+        assert_eq!(&args[..4], ["-p", "2200", "-l", "me"]);
+        assert_eq!(&args[4..8], ["-F", "/cfg", "-o", "ConnectTimeout=3"]);
+        assert!(args.windows(2).any(|w| w == ["-o", "BatchMode=yes"]));
+        assert!(args
+            .windows(2)
+            .any(|w| w == ["-o", "ServerAliveInterval=5"]));
+        let n = args.len();
+        assert_eq!(&args[n - 3..], ["host", "--", "exec '/x' proxy"]);
+        assert_eq!(t.program(), "ssh");
+        let alias = target("ssh://alias", json!({"sshBinary": "/opt/ssh"}));
+        assert_eq!(alias.program(), "/opt/ssh");
+        assert_eq!(alias.ssh_args("x")[0], "-T");
+    }
+
+    #[test]
+    fn options_are_checked_and_default_to_uploading() {
+        let o = SshOptions::from_value(None).unwrap();
+        assert!(o.upload && o.args.is_empty() && o.remote_server.is_none());
+        let o = SshOptions::from_value(Some(
+            &json!({"upload": false, "remoteServer": "/r", "other": 1}),
+        ))
+        .unwrap();
+        assert!(!o.upload);
+        assert_eq!(o.remote_server.as_deref(), Some("/r"));
+        for bad in [
+            json!({"ssh": "-v"}),
+            json!({"ssh": [1]}),
+            json!({"upload": "yes"}),
+            json!({"sshBinary": 3}),
+            json!([1]),
+        ] {
+            let e = SshOptions::from_value(Some(&bad)).unwrap_err();
+            assert_eq!(e.kind, ErrorKind::InvalidParams, "{bad}");
+        }
+    }
+
+    #[test]
+    fn quoting_survives_any_text() {
+        assert_eq!(sh_quote("a b"), "'a b'");
+        assert_eq!(sh_quote("it's"), r"'it'\''s'");
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(format!("printf %s {}", sh_quote("x'y\"$HOME`z`\n;")))
+            .output()
+            .unwrap();
+        assert_eq!(out.stdout, b"x'y\"$HOME`z`\n;");
+    }
+
+    #[test]
+    fn the_probe_runs_in_sh_and_is_parsed() {
+        let tmp = std::env::temp_dir().join(format!("distant-probe-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let out = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(probe_or_exec_script())
+            .env("HOME", &tmp)
+            .output()
+            .unwrap();
+        let _ = std::fs::remove_dir_all(&tmp);
+        let text = String::from_utf8(out.stdout).unwrap();
+        let probe = parse_probe(&format!("motd junk\n{text}")).expect(&text);
+        assert!(!probe.installed);
+        assert!(probe.path.ends_with(&format!("/distant-server-{VERSION}")));
+        assert!(probe.path.starts_with(&tmp.display().to_string()));
+        assert!(!probe.os.is_empty() && !probe.arch.is_empty());
+        assert_eq!(parse_probe("nothing here"), None);
+        assert_eq!(parse_probe("DISTANT-PROBE 1\nos=Linux\n"), None);
+    }
+
+    #[test]
+    fn the_upload_script_checks_size_and_hash() {
+        let tmp = std::env::temp_dir().join(format!("distant-upload-{}", std::process::id()));
+        std::fs::create_dir_all(&tmp).unwrap();
+        let data = b"pretend binary";
+        let sha = hex::encode(Sha256::digest(data));
+        let run = |sha: &str, size: u64| {
+            use std::io::Write;
+            let mut child = std::process::Command::new("sh")
+                .arg("-c")
+                .arg(upload_script(sha, size))
+                .env("HOME", &tmp)
+                .stdin(Stdio::piped())
+                .stdout(Stdio::piped())
+                .spawn()
+                .unwrap();
+            child.stdin.take().unwrap().write_all(data).unwrap();
+            let out = child.wait_with_output().unwrap();
+            String::from_utf8(out.stdout).unwrap()
+        };
+        let installed = tmp
+            .join(INSTALL_DIR)
+            .join(format!("distant-server-{VERSION}"));
+        assert!(run(&"0".repeat(64), data.len() as u64).contains("corrupted"));
+        assert!(!installed.exists());
+        assert!(run(&sha, 99).contains("short"));
+        assert!(!installed.exists());
+        assert!(run(&sha, data.len() as u64).contains("DISTANT-UPLOAD ok"));
+        assert_eq!(std::fs::read(&installed).unwrap(), data);
+        use std::os::unix::fs::PermissionsExt;
+        let mode = std::fs::metadata(&installed).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let leftovers = std::fs::read_dir(installed.parent().unwrap())
+            .unwrap()
+            .count();
+        assert_eq!(leftovers, 1, "no temporary file is left behind");
+        let _ = std::fs::remove_dir_all(&tmp);
+    }
+
+    #[test]
+    fn platforms_from_uname_and_headers() {
+        assert_eq!(
+            Platform::from_uname("Linux", "amd64"),
+            Platform::from_uname("Linux", "x86_64")
+        );
+        assert_eq!(Platform::from_uname("Darwin", "arm64").arch, "aarch64");
+        let mut elf = vec![0u8; 64];
+        elf[..4].copy_from_slice(b"\x7fELF");
+        elf[5] = 1;
+        elf[18] = 0xb7;
+        let p = Platform::of_binary(&elf).unwrap();
+        assert_eq!(p, Platform::from_uname("Linux", "aarch64"));
+        assert_eq!(p.rust_target(), "aarch64-unknown-linux-gnu");
+        let mut macho = vec![0xcf, 0xfa, 0xed, 0xfe];
+        macho.extend_from_slice(&0x0100_000cu32.to_le_bytes());
+        let p = Platform::of_binary(&macho).unwrap();
+        assert_eq!(p.rust_target(), "aarch64-apple-darwin");
+        assert_eq!(Platform::of_binary(b"#!/bin/sh\n"), None);
+        // This very test binary is for the machine running it.
+        let me = inspect(&std::env::current_exe().unwrap()).unwrap();
+        let uname = |flag: &str| {
+            let out = std::process::Command::new("uname")
+                .arg(flag)
+                .output()
+                .unwrap();
+            String::from_utf8(out.stdout).unwrap().trim().to_owned()
+        };
+        assert_eq!(
+            me.platform,
+            Some(Platform::from_uname(&uname("-s"), &uname("-m")))
+        );
+        assert_eq!(me.sha256.len(), 64);
+    }
+
+    #[test]
+    fn ssh_failures_are_classified() {
+        use std::os::unix::process::ExitStatusExt;
+        let ssh_exit = Some(ExitStatus::from_raw(255 << 8));
+        let e = ssh_failure(
+            "ssh://h",
+            ssh_exit,
+            "me@h: Permission denied (publickey,password).",
+            "x",
+        );
+        assert_eq!(e.kind, ErrorKind::AuthFailed);
+        assert!(e.message.starts_with("ssh authentication failed"));
+        assert!(e
+            .message
+            .contains("Permission denied (publickey,password)."));
+        let e = ssh_failure("ssh://h", ssh_exit, "Host key verification failed.", "x");
+        assert_eq!(e.kind, ErrorKind::AuthFailed);
+        let e = ssh_failure(
+            "ssh://h",
+            ssh_exit,
+            "ssh: connect to host h port 22: Connection timed out",
+            "x",
+        );
+        assert_eq!(e.kind, ErrorKind::Timeout);
+        let e = ssh_failure(
+            "ssh://h",
+            ssh_exit,
+            "ssh: Could not resolve hostname h: Name or service not known",
+            "x",
+        );
+        assert_eq!(e.kind, ErrorKind::Other);
+        assert!(e.message.starts_with("could not reach ssh://h"));
+        assert!(e.message.contains("Could not resolve hostname"));
+    }
+}
