@@ -38,6 +38,7 @@ const CAPABILITIES: &[&str] = &[
     "pty",
     "system-info",
     "local",
+    "ssh",
     "shared-connections",
     "cancel",
 ];

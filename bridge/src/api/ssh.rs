@@ -10,23 +10,27 @@
 //! arguments come first, and ssh keeps the first value it sees, so they
 //! win. Nothing secret is ever put in argv.
 //!
-//! **Connecting** ([`open`]) takes up to three ssh runs:
+//! **Connecting** ([`open`]) takes one ssh run when the remote has our
+//! server, three when it must be uploaded:
 //!
-//! 1. a *probe*: one POSIX `sh` snippet printing `uname -s`, `uname -m`,
-//!    `$HOME` and whether `~/.local/share/distant/bin/distant-server-<VERSION>`
-//!    (this bridge's version: versions never clash) is executable;
-//! 2. when it is not and `options.upload` allows, an *upload* of the local
-//!    `distant-server` (the configured one, else the one next to the
+//! 1. a POSIX `sh` snippet that `exec`s
+//!    `~/.local/share/distant/bin/distant-server-<VERSION> proxy` (this
+//!    bridge's version: versions never clash) when it is there — saying
+//!    `DISTANT-PATH <path>` first — and otherwise prints a *probe*:
+//!    `uname -s`, `uname -m`, the path;
+//! 2. when it was missing and `options.upload` allows, an *upload* of the
+//!    local `distant-server` (the configured one, else the one next to the
 //!    bridge, else `$PATH`'s) after checking that its OS and architecture
 //!    (read from its ELF / Mach-O header) match the remote's. The file is
-//!    streamed on ssh's stdin into a temporary file, its SHA-256 checked
-//!    against ours, made 0700 and renamed into place: a half-written or
-//!    corrupted binary is never run;
-//! 3. the *transport*: `ssh … -- exec '<path>' proxy`. The proxy greets
-//!    with `DISTANT-PROXY 1 key=<64 hex>` (PROTOCOL.md §6.2); its stdout and
-//!    stdin then carry the protocol, authenticated with that key.
+//!    streamed on ssh's stdin into a temporary file, its size and SHA-256
+//!    checked against ours, made 0700 and renamed into place: a
+//!    half-written or corrupted binary is never run;
+//! 3. then `ssh … -- exec '<path>' proxy`.
 //!
-//! `options.remoteServer` names the remote binary and skips steps 1–2.
+//! The proxy greets with `DISTANT-PROXY 1 key=<64 hex>` (PROTOCOL.md
+//! §6.2); ssh's stdout and stdin then carry the protocol, authenticated
+//! with that key. `options.remoteServer` names the remote binary and skips
+//! the probe and the upload.
 //!
 //! **Reconnecting.** [`SshDialer`] is the session's
 //! [`Dialer`](distant_protocol::driver::client::Dialer): every redial runs
@@ -64,8 +68,11 @@ use crate::jsonrpc::{ErrorKind, RpcError};
 
 /// This bridge's version: the remote server must be the same.
 pub const VERSION: &str = env!("CARGO_PKG_VERSION");
-/// Deadline of one dial: ssh's connection, login and the proxy's greeting.
+/// Deadline of one dial for the session driver (a little more than
+/// the greeting deadline, so our own, clearer error wins).
 pub const DIAL_TIMEOUT: Duration = Duration::from_secs(30);
+/// Deadline for ssh's connection, login and the proxy's greeting.
+const GREETING_TIMEOUT: Duration = Duration::from_secs(25);
 /// Deadline of an upload: generous, binaries are tens of megabytes.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(600);
 /// How long a closed transport's ssh may take to exit before it is killed.
@@ -942,7 +949,7 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
             line.clear();
         }
     };
-    let outcome = tokio::time::timeout(DIAL_TIMEOUT, read).await;
+    let outcome = tokio::time::timeout(GREETING_TIMEOUT, read).await;
     let printed = match outcome {
         Ok(Read::Greeting(Ok(key), path)) => {
             // The stderr reader keeps logging for as long as ssh runs.
@@ -994,7 +1001,7 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
                 ErrorKind::Timeout,
                 format!(
                     "{shown}: no greeting from the distant-server proxy within {} s; ssh said: {}",
-                    DIAL_TIMEOUT.as_secs(),
+                    GREETING_TIMEOUT.as_secs(),
                     non_empty(&log.text())
                 ),
             ));
