@@ -815,7 +815,7 @@ fn proxy_command(path: &str) -> String {
 }
 
 /// ssh's stdio as one byte stream. Dropping it closes ssh's stdin (the
-/// proxy then ends the relay) and gives ssh [`CLOSE_GRACE`] to exit before
+/// proxy then ends the relay) and gives ssh two seconds to exit before
 /// it is killed — at once if the dialer asked, because a newer ssh replaced
 /// it.
 pub struct SshTransport {
