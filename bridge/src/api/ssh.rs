@@ -32,10 +32,9 @@
 //! with that key. `options.remoteServer` names the remote binary and skips
 //! the probe and the upload.
 //!
-//! **Reconnecting.** [`SshDialer`] is the session's
-//! [`Dialer`](distant_protocol::driver::client::Dialer): every redial runs
-//! ssh again (killing the previous ssh if it still runs). The remote
-//! daemon kept the session, so it resumes and nothing is lost.
+//! **Reconnecting.** [`SshDialer`] is the session's [`Dialer`]: every
+//! redial runs ssh again (killing the previous ssh if it still runs). The
+//! remote daemon kept the session, so it resumes and nothing is lost.
 //!
 //! **Errors.** ssh's stderr is kept (the last lines, bounded) and put into
 //! every error, classified: `auth_failed` for "Permission denied" and host
