@@ -122,12 +122,20 @@ async fn distant_url_key_param_redaction_and_auth_failure() {
     let e = p.fail("connect", json!({"destination": "ftp://x"})).await;
     assert_eq!(e.kind, ErrorKind::InvalidParams);
 
-    // ssh is not there yet.
+    // ssh destinations and options are checked before ssh runs (the
+    // ssh_*.rs tests connect for real).
     let e = p
-        .fail("connect", json!({"destination": "ssh://me@example.com:22"}))
+        .fail("connect", json!({"destination": "ssh://-oProxyCommand=x"}))
         .await;
-    assert_eq!(e.kind, ErrorKind::Unsupported);
-    assert_eq!(e.message, "ssh destinations are not available yet");
+    assert_eq!(e.kind, ErrorKind::InvalidParams);
+    let e = p
+        .fail(
+            "connect",
+            json!({"destination": "ssh://me@example.com:22", "options": {"ssh": "-v"}}),
+        )
+        .await;
+    assert_eq!(e.kind, ErrorKind::InvalidParams);
+    assert!(e.message.contains("options.ssh"), "{}", e.message);
 
     // Disconnecting tells every peer.
     p.call("disconnect", json!({"connection": id})).await;

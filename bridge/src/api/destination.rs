@@ -1,5 +1,5 @@
 //! Destinations an editor can `connect` to: `distant://[:KEY]@HOST:PORT`,
-//! `local` and (not yet) `ssh://[user@]host[:port]`.
+//! `local` and `ssh://[user@]host[:port]` (see [`super::ssh`]).
 //!
 //! The key never leaves this module in text form except towards the
 //! handshake: [`Destination`]'s `Debug` and [`Destination::display`] redact
@@ -7,7 +7,8 @@
 
 use distant_protocol::auth::{KeyError, StaticKey};
 
-use crate::jsonrpc::{ErrorKind, RpcError};
+use super::ssh::SshTarget;
+use crate::jsonrpc::RpcError;
 
 /// A parsed destination.
 #[derive(Clone, PartialEq, Eq)]
@@ -20,6 +21,9 @@ pub enum Destination {
     },
     /// Start a server on this machine on loopback.
     Local,
+    /// The system's ssh to `distant-server proxy`; its options are part of
+    /// the destination (another `-F` config is another destination).
+    Ssh(SshTarget),
 }
 
 impl std::fmt::Debug for Destination {
@@ -34,6 +38,7 @@ impl Destination {
         match self {
             Destination::Distant { host, port, .. } => format!("distant://{host}:{port}"),
             Destination::Local => "local".into(),
+            Destination::Ssh(t) => t.display(),
         }
     }
 
@@ -41,7 +46,7 @@ impl Destination {
     pub fn address(&self) -> Option<String> {
         match self {
             Destination::Distant { host, port, .. } => Some(format!("{host}:{port}")),
-            Destination::Local => None,
+            Destination::Local | Destination::Ssh(_) => None,
         }
     }
 
@@ -51,11 +56,8 @@ impl Destination {
         if destination == "local" {
             return Ok(Destination::Local);
         }
-        if destination.starts_with("ssh://") {
-            return Err(RpcError::new(
-                ErrorKind::Unsupported,
-                "ssh destinations are not available yet",
-            ));
+        if let Some(rest) = destination.strip_prefix("ssh://") {
+            return Ok(Destination::Ssh(SshTarget::parse(rest)?));
         }
         let Some(rest) = destination.strip_prefix("distant://") else {
             return Err(RpcError::invalid_params(
@@ -147,10 +149,40 @@ mod tests {
         ] {
             let e = Destination::parse(&dest, key).unwrap_err();
             assert!(!e.message.contains(KEY), "{}", e.message);
-            assert_eq!(e.kind, ErrorKind::InvalidParams);
+            assert_eq!(e.kind, crate::jsonrpc::ErrorKind::InvalidParams);
         }
-        let e = Destination::parse("ssh://me@host", None).unwrap_err();
-        assert_eq!(e.kind, ErrorKind::Unsupported);
-        assert_eq!(e.message, "ssh destinations are not available yet");
+    }
+
+    #[test]
+    fn ssh_destinations() {
+        let d = Destination::parse("ssh://me@example.org:2222", None).unwrap();
+        let Destination::Ssh(t) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(t.user.as_deref(), Some("me"));
+        assert_eq!(t.host, "example.org");
+        assert_eq!(t.port, Some(2222));
+        assert_eq!(d.display(), "ssh://me@example.org:2222");
+        let d = Destination::parse("ssh://alias/", None).unwrap();
+        assert_eq!(d.display(), "ssh://alias");
+        let d = Destination::parse("ssh://[::1]:22", None).unwrap();
+        let Destination::Ssh(t) = &d else {
+            panic!("{d:?}")
+        };
+        assert_eq!(t.host, "::1");
+        assert_eq!(d.display(), "ssh://[::1]:22");
+        for bad in [
+            "ssh://",
+            "ssh://-oProxyCommand=x",
+            "ssh://-l@host",
+            "ssh://host:0",
+            "ssh://host:99999",
+            "ssh://ho st",
+            "ssh://host;rm",
+            "ssh://[::1",
+        ] {
+            let e = Destination::parse(bad, None).unwrap_err();
+            assert_eq!(e.kind, crate::jsonrpc::ErrorKind::InvalidParams, "{bad}");
+        }
     }
 }

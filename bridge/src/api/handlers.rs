@@ -38,6 +38,7 @@ const CAPABILITIES: &[&str] = &[
     "pty",
     "system-info",
     "local",
+    "ssh",
     "shared-connections",
     "cancel",
 ];
@@ -59,7 +60,6 @@ struct ConnectP {
     #[serde(default)]
     key: Option<String>,
     #[serde(default)]
-    #[allow(dead_code)]
     options: Option<Value>,
 }
 
@@ -330,7 +330,10 @@ pub(crate) async fn handle(
         "shutdown" => Ok(Value::Null.into()),
         "connect" => {
             let p: ConnectP = parse(params, "")?;
-            Ok(api.connect(&p.destination, p.key.as_deref()).await?.into())
+            Ok(api
+                .connect(&p.destination, p.key.as_deref(), p.options.as_ref())
+                .await?
+                .into())
         }
         "disconnect" => {
             let p: ConnP = parse(params, "")?;

@@ -15,7 +15,9 @@
 //! does not read slows its own streams down rather than growing buffers.
 //!
 //! Submodules: [`destination`] (parsing, key redaction), [`local`] (the
-//! `local` destination's child server), `convert` (params, encodings, error
+//! `local` destination's child server), [`ssh`] (`ssh://` destinations:
+//! the system ssh to `distant-server proxy`, probe and upload, redialling
+//! by re-running ssh), `convert` (params, encodings, error
 //! mapping), `handlers` (the methods), `streams` (stream opening and
 //! notification forwarding).
 
@@ -23,6 +25,7 @@ mod convert;
 pub mod destination;
 mod handlers;
 pub mod local;
+pub mod ssh;
 mod streams;
 
 use std::collections::HashMap;
@@ -385,13 +388,17 @@ impl Api {
     }
 
     /// `connect`: reuses a live connection to the same destination (same
-    /// key), else connects.
+    /// key, or same ssh options), else connects.
     pub(crate) async fn connect(
         &self,
         destination: &str,
         key: Option<&str>,
+        options: Option<&Value>,
     ) -> Result<Value, RpcError> {
-        let target = Destination::parse(destination, key)?;
+        let mut target = Destination::parse(destination, key)?;
+        if let Destination::Ssh(t) = &mut target {
+            t.options = ssh::SshOptions::from_value(options)?;
+        }
         let _one_at_a_time = self.connect_lock.lock().await;
         let existing = lock(&self.connections)
             .values()
@@ -401,31 +408,50 @@ impl Api {
             return Ok(json!({"connection": c.id, "server": c.server}));
         }
         let shown = target.display();
-        let (local, dial_to) = match &target {
-            Destination::Local => {
-                let (server, d) = local::start(self.options.server_binary.as_deref()).await?;
-                (Some(server), d)
+        let started = std::time::Instant::now();
+        let mut local = None;
+        let (options, dialer) = match &target {
+            Destination::Ssh(t) => {
+                let (dialer, key) = ssh::open(t, self.options.server_binary.as_deref()).await?;
+                let mut options = ClientOptions::new(ClientConfig {
+                    static_key: Some(key),
+                    ..ClientConfig::default()
+                });
+                options.dial_timeout = ssh::DIAL_TIMEOUT;
+                (options, dialer as Arc<dyn Dialer>)
             }
-            d => (None, d.clone()),
+            Destination::Local | Destination::Distant { .. } => {
+                let dial_to = match &target {
+                    Destination::Local => {
+                        let (server, d) =
+                            local::start(self.options.server_binary.as_deref()).await?;
+                        local = Some(server);
+                        d
+                    }
+                    d => d.clone(),
+                };
+                let (Destination::Distant { key, .. }, Some(addr)) = (&dial_to, dial_to.address())
+                else {
+                    return Err(RpcError::internal("no address to dial"));
+                };
+                let mut options = ClientOptions::new(ClientConfig {
+                    static_key: Some(key.clone()),
+                    ..ClientConfig::default()
+                });
+                if local.is_some() {
+                    // A local server that went away does not come back.
+                    options.reconnect.give_up_after = LOCAL_GIVE_UP;
+                }
+                let dialer: Arc<dyn Dialer> = Arc::new(move || -> DialFuture {
+                    let addr = addr.clone();
+                    Box::pin(async move { dial_tcp(&addr, DIAL_TIMEOUT).await })
+                });
+                (options, dialer)
+            }
         };
-        let (Destination::Distant { key, .. }, Some(addr)) = (&dial_to, dial_to.address()) else {
-            return Err(RpcError::internal("no address to dial"));
-        };
-        let mut options = ClientOptions::new(ClientConfig {
-            static_key: Some(key.clone()),
-            ..ClientConfig::default()
-        });
-        if local.is_some() {
-            // A local server that went away does not come back.
-            options.reconnect.give_up_after = LOCAL_GIVE_UP;
-        }
-        let dialer: Arc<dyn Dialer> = Arc::new(move || -> DialFuture {
-            let addr = addr.clone();
-            Box::pin(async move { dial_tcp(&addr, DIAL_TIMEOUT).await })
-        });
         let session = client::connect(options, dialer)
             .await
-            .map_err(|e| connect_error(e, &shown))?;
+            .map_err(|e| connect_error(e, &target))?;
         let rpc = RpcClient::new(session);
         let info = match rpc.call(Op::Version).await {
             Ok(Reply::Version(v)) => v,
@@ -450,7 +476,12 @@ impl Api {
         // A lost or closed connection to the same destination is replaced.
         lock(&self.connections).retain(|_, c| !(c.target == connection.target));
         lock(&self.connections).insert(id.clone(), connection);
-        tracing::info!(connection = %id, destination = %shown, "connected");
+        tracing::info!(
+            connection = %id,
+            destination = %shown,
+            "connected in {} ms",
+            started.elapsed().as_millis()
+        );
         tokio::spawn(watch_state(self.me.clone(), id.clone(), state));
         Ok(json!({"connection": id, "server": server}))
     }
@@ -596,7 +627,8 @@ async fn watch_state(api: Weak<Api>, id: String, mut state: watch::Receiver<Conn
     }
 }
 
-fn connect_error(e: ConnectError, shown: &str) -> RpcError {
+fn connect_error(e: ConnectError, target: &Destination) -> RpcError {
+    let shown = &target.display();
     match e {
         ConnectError::Dial(e) => {
             RpcError::new(ErrorKind::Other, format!("could not reach {shown}: {e}"))
@@ -612,11 +644,12 @@ fn connect_error(e: ConnectError, shown: &str) -> RpcError {
                 HandshakeErrorKind::VersionMismatch => ErrorKind::Unsupported,
                 _ => ErrorKind::Other,
             };
-            let hint = if kind == ErrorKind::AuthFailed {
-                "; check the key"
-            } else {
-                ""
-            };
+            let hint =
+                if kind == ErrorKind::AuthFailed && matches!(target, Destination::Distant { .. }) {
+                    "; check the key"
+                } else {
+                    ""
+                };
             RpcError::new(kind, format!("connecting to {shown} failed: {h}{hint}"))
         }
         ConnectError::Handshake(DriveError::Timeout(d)) => RpcError::new(

@@ -116,6 +116,14 @@ pub fn stdio_peer() -> Peer {
 }
 
 impl Peer {
+    /// The pid of the `distant-bridge stdio` process (stdio peers only).
+    pub fn pid(&self) -> Option<u32> {
+        match &self.backend {
+            Backend::Stdio(child) => child.id(),
+            Backend::InProcess { .. } => None,
+        }
+    }
+
     /// Closes the peer's side (the server sees EOF) and waits for serving
     /// to end.
     pub async fn hang_up(self) -> ServeEnd {
