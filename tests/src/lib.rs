@@ -198,6 +198,12 @@ pub struct Editor {
     pub seen: Arc<Mutex<Seen>>,
     pub changed: Arc<Notify>,
     pub notes_bytes: Arc<AtomicU64>,
+    /// Deadline of one request (default [`WAIT`]).
+    pub wait: Duration,
+    /// The slowest request answered so far, in µs.
+    pub max_latency_us: Arc<AtomicU64>,
+    /// Requests answered so far (results and errors).
+    pub answered: Arc<AtomicU64>,
 }
 
 /// Deadline of one ordinary request.
@@ -259,6 +265,9 @@ impl Editor {
             seen,
             changed,
             notes_bytes,
+            wait: WAIT,
+            max_latency_us: Arc::default(),
+            answered: Arc::default(),
         }
     }
 
@@ -273,9 +282,18 @@ impl Editor {
     }
 
     pub async fn try_call(&self, method: &str, params: Value) -> Result<Value, ClientError> {
-        match tokio::time::timeout(WAIT, self.client.request(method, params.clone())).await {
-            Ok(r) => r,
-            Err(_) => panic!("{method} was not answered within {WAIT:?}: {params}"),
+        let started = std::time::Instant::now();
+        match tokio::time::timeout(self.wait, self.client.request(method, params.clone())).await {
+            Ok(r) => {
+                let us = started.elapsed().as_micros() as u64;
+                self.max_latency_us.fetch_max(us, Ordering::Relaxed);
+                self.answered.fetch_add(1, Ordering::Relaxed);
+                r
+            }
+            Err(_) => panic!(
+                "{method} was not answered within {:?}: {params}",
+                self.wait
+            ),
         }
     }
 
@@ -347,10 +365,11 @@ impl Editor {
             .collect()
     }
 
-    /// Sends `exit`-less EOF and waits for the bridge to end.
+    /// `shutdown` then `exit`, and waits for the bridge to end.
     pub async fn close(mut self) -> std::process::ExitStatus {
+        let _ = self.try_call("shutdown", json!({})).await;
+        let _ = self.client.notify("exit", json!({})).await;
         drop(self.client);
-        drop(self.child.stdin.take());
         tokio::time::timeout(WAIT, self.child.wait())
             .await
             .expect("the bridge exits at EOF")
@@ -386,6 +405,9 @@ fn route(seen: &Mutex<Seen>, n: Notification, notes_bytes: &AtomicU64) {
             let c = params["connection"].as_str().unwrap_or_default().to_owned();
             let s = params["state"].as_str().unwrap_or_default().to_owned();
             let d = params["detail"].as_str().unwrap_or_default().to_owned();
+            if std::env::var_os("E2E_TRACE").is_some() {
+                eprintln!("connection/state {c} {s} {d}");
+            }
             seen.states.push((c, s, d));
         }
         _ => seen.other.push(n),
