@@ -120,8 +120,13 @@ pub struct Server {
 impl Server {
     /// Starts `distant-server listen --host 127.0.0.1 --port 0 EXTRA…`.
     pub fn start(extra: &[&str]) -> Self {
+        Self::start_on(0, extra)
+    }
+
+    /// Like [`start`](Self::start) on a given port.
+    pub fn start_on(port: u16, extra: &[&str]) -> Self {
         let mut child = std::process::Command::new(server_bin())
-            .args(["listen", "--host", "127.0.0.1", "--port", "0"])
+            .args(["listen", "--host", "127.0.0.1", "--port", &port.to_string()])
             .args(extra)
             .env("DISTANT_KEY", KEY)
             .env(
