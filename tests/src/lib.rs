@@ -295,10 +295,7 @@ impl Editor {
                 self.answered.fetch_add(1, Ordering::Relaxed);
                 r
             }
-            Err(_) => panic!(
-                "{method} was not answered within {:?}: {params}",
-                self.wait
-            ),
+            Err(_) => panic!("{method} was not answered within {:?}: {params}", self.wait),
         }
     }
 

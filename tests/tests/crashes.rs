@@ -24,7 +24,12 @@ async fn spawn_sleep(ed: &Editor, conn: &str) -> (String, u32) {
 
 /// Requests that are in flight when something dies: a slow process whose
 /// spawn is answered at once, plus reads of a large file.
-fn in_flight(ed: &Editor, conn: &str, file: &str, n: usize) -> tokio::task::JoinSet<Result<Value, ClientError>> {
+fn in_flight(
+    ed: &Editor,
+    conn: &str,
+    file: &str,
+    n: usize,
+) -> tokio::task::JoinSet<Result<Value, ClientError>> {
     let mut set = tokio::task::JoinSet::new();
     for _ in 0..n {
         let client = ed.client.clone();
@@ -83,7 +88,9 @@ async fn manager_killed_mid_session_the_relay_exits_and_a_new_one_starts_fresh()
     );
     // A request after the relay ended fails at once (no hang).
     assert!(matches!(
-        ed.client.request("fs/exists", json!({"connection": conn, "path": "/"})).await,
+        ed.client
+            .request("fs/exists", json!({"connection": conn, "path": "/"}))
+            .await,
         Err(ClientError::Closed)
     ));
 
@@ -144,8 +151,10 @@ async fn local_server_killed_requests_fail_with_connection_lost_in_bounded_time(
     };
     let lost_after = killed.elapsed();
     assert_eq!(err.kind.as_str(), "connection_lost", "{err:?}");
-    ed.wait_seen("state lost", WAIT, |s| s.states.iter().any(|(_, st, _)| st == "lost"))
-        .await;
+    ed.wait_seen("state lost", WAIT, |s| {
+        s.states.iter().any(|(_, st, _)| st == "lost")
+    })
+    .await;
     let exit = ed.wait_exit(&proc, WAIT).await;
     assert_eq!(exit["code"], Value::Null, "{exit}");
     assert!(exit["error"].is_string(), "{exit}");
@@ -200,7 +209,10 @@ async fn server_killed_and_restarted_on_its_port_requests_fail_with_connection_l
     .await;
     let noticed = killed.elapsed();
     tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(!pending.is_finished(), "the request waits while reconnecting");
+    assert!(
+        !pending.is_finished(),
+        "the request waits while reconnecting"
+    );
     // The server comes back (a supervisor restarted it): it does not know
     // the session, so the session is lost, not hung.
     let restarted = Instant::now();
@@ -238,16 +250,20 @@ async fn a_link_down_past_the_grace_period_is_lost_and_the_server_reaps_its_proc
     let server = Server::start(&["--session-ttl", "2"]);
     let proxy = FaultProxy::start(server.addr).await;
     let ed = Editor::no_manager();
-    let conn = ed.connect(&format!("distant://:{KEY}@{}", proxy.addr)).await;
+    let conn = ed
+        .connect(&format!("distant://:{KEY}@{}", proxy.addr))
+        .await;
     let (proc, pid) = spawn_sleep(&ed, &conn).await;
     assert!(pid_alive(pid));
 
     let down = Instant::now();
     proxy.set_refuse(true);
     proxy.cut();
-    wait_until("the server to reap the process", Duration::from_secs(15), || {
-        !pid_alive(pid)
-    })
+    wait_until(
+        "the server to reap the process",
+        Duration::from_secs(15),
+        || !pid_alive(pid),
+    )
     .await;
     let reaped = down.elapsed();
     proxy.set_refuse(false);

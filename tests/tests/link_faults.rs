@@ -248,7 +248,11 @@ async fn lsp_session(ed: Arc<Editor>, conn: String, n: usize) -> usize {
     let exit = ed.wait_exit(&proc, Duration::from_secs(120)).await;
     assert_eq!(exit["code"], 0, "{exit}");
     let sink = ed.take_proc(&proc);
-    assert_eq!(sink.stdout_chunks.len(), n, "LSP messages lost or duplicated");
+    assert_eq!(
+        sink.stdout_chunks.len(),
+        n,
+        "LSP messages lost or duplicated"
+    );
     for (i, (got, want)) in sink.stdout_chunks.iter().zip(&sent).enumerate() {
         assert!(got == want, "LSP message {i} differs");
     }
@@ -271,7 +275,9 @@ async fn everything_survives_a_random_fault_schedule() {
         ("server".into(), server.pid()),
         ("bridge".into(), ed.pid),
     ]);
-    let conn = ed.connect(&format!("distant://:{KEY}@{}", proxy.addr)).await;
+    let conn = ed
+        .connect(&format!("distant://:{KEY}@{}", proxy.addr))
+        .await;
 
     let out_bytes = scaled(100 * MIB);
     let updown = scaled(200 * MIB);
@@ -339,7 +345,11 @@ async fn everything_survives_a_random_fault_schedule() {
     for (name, peak, hwm) in &peaks {
         figure(
             T,
-            format!("{name}: peak RSS {} MiB (VmHWM {} MiB)", peak / 1024, hwm / 1024),
+            format!(
+                "{name}: peak RSS {} MiB (VmHWM {} MiB)",
+                peak / 1024,
+                hwm / 1024
+            ),
         );
     }
     assert!(faults.total() >= 3, "too few faults: {faults:?}");
