@@ -63,7 +63,7 @@ fn config() -> ProptestConfig {
 // ---------------------------------------------------------------------------
 
 fn sample_messages() -> Vec<Vec<u8>> {
-    let msgs = vec![
+    let msgs = [
         Message::Request(Request {
             id: 7,
             payload: RequestPayload::Single(Op::Exists {
