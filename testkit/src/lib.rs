@@ -1,8 +1,8 @@
 //! Test helpers shared by every crate's integration tests, so each fault
 //! and probe is written once:
 //!
-//! - [`FaultProxy`]: a loopback TCP relay that cuts, black-holes, refuses
-//!   or redirects connections — what a flaky network or a restarted server
+//! - [`FaultProxy`]: a loopback TCP relay that cuts (at once or after N
+//!   bytes), black-holes, refuses, half-closes or redirects connections — what a flaky network or a restarted server
 //!   looks like to a client.
 //! - [`pid_alive`], [`rss_kib`]: /proc probes for "the process was reaped"
 //!   and "memory stayed bounded".
@@ -12,16 +12,17 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
 
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::Notify;
 use tokio::task::JoinHandle;
 
-/// A TCP relay on 127.0.0.1 that can cut, black-hole, refuse or redirect
-/// the connections it carries.
+/// A TCP relay on 127.0.0.1 that can cut, black-hole, refuse, half-close
+/// or redirect the connections it carries.
 #[derive(Clone)]
 pub struct FaultProxy {
     /// Where clients connect.
@@ -34,6 +35,24 @@ pub struct FaultProxy {
     /// While set, new connections are accepted and closed at once.
     pub refuse: Arc<AtomicBool>,
     relays: Arc<Mutex<Vec<JoinHandle<()>>>>,
+    /// Bytes (both directions together) still forwarded before every
+    /// relayed connection is cut; `u64::MAX` = no cut armed.
+    cut_budget: Arc<AtomicU64>,
+    /// Wakes the pumps of one direction to half-close it.
+    half_close: Arc<[Notify; 2]>,
+    /// Connections accepted and relayed so far.
+    accepted: Arc<AtomicU64>,
+    /// Bytes forwarded so far (both directions).
+    forwarded: Arc<AtomicU64>,
+}
+
+/// A direction through a [`FaultProxy`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Direction {
+    /// From the connecting client to the target.
+    ToTarget = 0,
+    /// From the target back to the client.
+    ToClient = 1,
 }
 
 impl FaultProxy {
@@ -48,6 +67,10 @@ impl FaultProxy {
             blackhole: Arc::default(),
             refuse: Arc::default(),
             relays: Arc::default(),
+            cut_budget: Arc::new(AtomicU64::new(u64::MAX)),
+            half_close: Arc::new([Notify::new(), Notify::new()]),
+            accepted: Arc::default(),
+            forwarded: Arc::default(),
         };
         let p = proxy.clone();
         tokio::spawn(async move {
@@ -60,11 +83,14 @@ impl FaultProxy {
                 let Ok(outbound) = TcpStream::connect(target).await else {
                     continue;
                 };
+                p.accepted.fetch_add(1, Ordering::Relaxed);
                 let (ri, wi) = inbound.into_split();
                 let (ro, wo) = outbound.into_split();
-                let a = tokio::spawn(pump(ri, wo, p.blackhole.clone()));
-                let b = tokio::spawn(pump(ro, wi, p.blackhole.clone()));
-                lock(&p.relays).extend([a, b]);
+                let a = tokio::spawn(pump(ri, wo, p.clone(), Direction::ToTarget));
+                let b = tokio::spawn(pump(ro, wi, p.clone(), Direction::ToClient));
+                let mut relays = lock(&p.relays);
+                relays.retain(|r| !r.is_finished());
+                relays.extend([a, b]);
             }
         });
         proxy
@@ -75,6 +101,31 @@ impl FaultProxy {
         for relay in lock(&self.relays).drain(..) {
             relay.abort();
         }
+    }
+
+    /// Forwards `bytes` more bytes (counting both directions), then cuts
+    /// every relayed connection: a cut at an arbitrary byte offset, in the
+    /// middle of a frame more often than not. Idle links stay armed until
+    /// traffic flows.
+    pub fn cut_after(&self, bytes: u64) {
+        self.cut_budget.store(bytes, Ordering::SeqCst);
+    }
+
+    /// True while a [`cut_after`](Self::cut_after) has not fired yet.
+    pub fn cut_pending(&self) -> bool {
+        self.cut_budget.load(Ordering::SeqCst) != u64::MAX
+    }
+
+    /// Disarms a pending [`cut_after`](Self::cut_after).
+    pub fn disarm_cut(&self) {
+        self.cut_budget.store(u64::MAX, Ordering::SeqCst);
+    }
+
+    /// Half-closes every relayed connection in direction `dir`: the
+    /// receiving end reads EOF, the sending end's bytes are no longer
+    /// read; the other direction keeps flowing.
+    pub fn half_close(&self, dir: Direction) {
+        self.half_close[dir as usize].notify_waiters();
     }
 
     /// Starts or stops swallowing bytes.
@@ -91,23 +142,65 @@ impl FaultProxy {
     pub fn retarget(&self, target: SocketAddr) {
         *lock(&self.target) = target;
     }
+
+    /// Connections relayed so far.
+    pub fn accepted(&self) -> u64 {
+        self.accepted.load(Ordering::Relaxed)
+    }
+
+    /// Bytes forwarded so far, both directions.
+    pub fn forwarded(&self) -> u64 {
+        self.forwarded.load(Ordering::Relaxed)
+    }
 }
 
 async fn pump(
     mut from: tokio::net::tcp::OwnedReadHalf,
     mut to: tokio::net::tcp::OwnedWriteHalf,
-    blackhole: Arc<AtomicBool>,
+    proxy: FaultProxy,
+    dir: Direction,
 ) {
     let mut buf = vec![0u8; 64 * 1024];
     loop {
-        let n = match from.read(&mut buf).await {
-            Ok(0) | Err(_) => return,
-            Ok(n) => n,
+        let half_closed = proxy.half_close[dir as usize].notified();
+        let n = tokio::select! {
+            r = from.read(&mut buf) => match r {
+                Ok(0) | Err(_) => return,
+                Ok(n) => n,
+            },
+            () = half_closed => {
+                // The receiver reads EOF; the sender's bytes stay unread.
+                let _ = to.shutdown().await;
+                std::future::pending::<()>().await;
+                return;
+            }
         };
-        if blackhole.load(Ordering::SeqCst) {
+        if proxy.blackhole.load(Ordering::SeqCst) {
             continue; // swallowed: the link looks alive but nothing arrives
         }
-        if to.write_all(&buf[..n]).await.is_err() {
+        let mut send = n;
+        let mut cut_now = false;
+        let budget = &proxy.cut_budget;
+        let mut left = budget.load(Ordering::SeqCst);
+        while left != u64::MAX {
+            let take = (n as u64).min(left);
+            match budget.compare_exchange(left, left - take, Ordering::SeqCst, Ordering::SeqCst) {
+                Ok(_) => {
+                    send = take as usize;
+                    cut_now = take == left;
+                    break;
+                }
+                Err(now) => left = now,
+            }
+        }
+        if send > 0 && to.write_all(&buf[..send]).await.is_err() {
+            return;
+        }
+        proxy.forwarded.fetch_add(send as u64, Ordering::Relaxed);
+        if cut_now {
+            budget.store(u64::MAX, Ordering::SeqCst);
+            let _ = to.flush().await;
+            proxy.cut();
             return;
         }
     }
