@@ -186,3 +186,43 @@ async fn a_server_that_forgot_the_session_fails_requests_with_connection_lost() 
     assert_eq!(err.kind.as_str(), "connection_lost", "{err:?}");
     p.note("connection/state", |n| n["state"] == "lost").await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_gone_for_good_is_lost_after_the_reconnect_timeout() {
+    let server = OwnServer::start(KEY_A);
+    let mut p = stdio_peer();
+    p.call("initialize", json!({})).await;
+    let url = format!("distant://:{KEY_A}@{}", server.addr);
+    let r = p
+        .call(
+            "connect",
+            json!({"destination": url, "options": {"reconnectTimeoutSecs": 1.5}}),
+        )
+        .await;
+    let conn = r["connection"].as_str().unwrap().to_owned();
+
+    drop(server); // killed; nothing listens on its port any more
+    let started = tokio::time::Instant::now();
+    let err = match tokio::time::timeout(
+        WAIT,
+        p.client
+            .request("fs/exists", json!({"connection": conn, "path": "/"})),
+    )
+    .await
+    {
+        Ok(Err(distant_bridge::client::ClientError::Rpc(e))) => e,
+        other => panic!("expected connection_lost, got {other:?}"),
+    };
+    assert_eq!(err.kind.as_str(), "connection_lost", "{err:?}");
+    let took = started.elapsed();
+    assert!(took < Duration::from_secs(10), "took {took:?}");
+    p.note("connection/state", |n| n["state"] == "lost").await;
+
+    let bad = p
+        .fail(
+            "connect",
+            json!({"destination": "local", "options": {"reconnectTimeoutSecs": -1}}),
+        )
+        .await;
+    assert_eq!(bad.kind.as_str(), "invalid_params", "{bad:?}");
+}

@@ -395,6 +395,7 @@ impl Api {
         key: Option<&str>,
         options: Option<&Value>,
     ) -> Result<Value, RpcError> {
+        let options_param = options;
         let mut target = Destination::parse(destination, key)?;
         if let Destination::Ssh(t) = &mut target {
             t.options = ssh::SshOptions::from_value(options)?;
@@ -449,6 +450,10 @@ impl Api {
                 (options, dialer)
             }
         };
+        let mut options = options;
+        if let Some(secs) = reconnect_timeout(options_param)? {
+            options.reconnect.give_up_after = secs;
+        }
         let session = client::connect(options, dialer)
             .await
             .map_err(|e| connect_error(e, &target))?;
@@ -624,6 +629,23 @@ async fn watch_state(api: Weak<Api>, id: String, mut state: watch::Receiver<Conn
         if is_final {
             return;
         }
+    }
+}
+
+/// `options.reconnectTimeoutSecs`: how long to keep redialling after the
+/// link drops before the connection is reported lost (default: the
+/// driver's 10 minutes, matching the server's default grace period).
+fn reconnect_timeout(options: Option<&Value>) -> Result<Option<std::time::Duration>, RpcError> {
+    let Some(value) = options.and_then(|o| o.get("reconnectTimeoutSecs")) else {
+        return Ok(None);
+    };
+    match value.as_f64() {
+        Some(secs) if secs.is_finite() && secs > 0.0 && secs <= 86_400.0 => {
+            Ok(Some(std::time::Duration::from_secs_f64(secs)))
+        }
+        _ => Err(RpcError::invalid_params(
+            "`options.reconnectTimeoutSecs` must be a number of seconds between 0 and 86400",
+        )),
     }
 }
 
