@@ -98,6 +98,7 @@ fn client_options(key: &StaticKey) -> ClientOptions {
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(300),
         give_up_after: Duration::from_secs(20),
+        give_up_when_refused_for: Duration::from_secs(1),
     };
     options.dial_timeout = Duration::from_secs(2);
     options.handshake_timeout = Duration::from_secs(2);
@@ -349,4 +350,43 @@ async fn hostile_connections_do_not_disturb_a_session() {
             Reply::Exists(true)
         );
     }
+}
+
+/// A server whose port stays closed (RST) is gone, and so is the session:
+/// the client says so soon instead of redialling for the whole window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_that_stays_down_is_lost_soon() {
+    let k = key(8);
+    let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let proxy = FaultProxy::start(addr).await;
+    let dead = {
+        let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        l.local_addr().unwrap()
+    }; // dropped: nothing listens there now
+    let first = Arc::new(std::sync::atomic::AtomicBool::new(true));
+    let dialer = {
+        let (first, via) = (first.clone(), proxy.addr);
+        Arc::new(move || -> DialFuture {
+            let target = if first.swap(false, std::sync::atomic::Ordering::SeqCst) {
+                via
+            } else {
+                dead
+            };
+            Box::pin(async move { dial_tcp(&target.to_string(), Duration::from_secs(2)).await })
+        })
+    };
+    let rpc = RpcClient::new(client::connect(client_options(&k), dialer).await.unwrap());
+    rpc.call(Op::Version).await.unwrap();
+    proxy.cut();
+    let started = tokio::time::Instant::now();
+    let result = tokio::time::timeout(Duration::from_secs(10), rpc.call(Op::Version))
+        .await
+        .expect("the request hung");
+    match result {
+        Err(RpcError::ConnectionLost(reason)) => {
+            assert!(reason.contains("no longer running"), "{reason}")
+        }
+        other => panic!("expected connection lost, got {other:?}"),
+    }
+    assert!(started.elapsed() < Duration::from_secs(8));
 }

@@ -51,6 +51,12 @@ pub struct ReconnectPolicy {
     pub max_backoff: Duration,
     /// Give up (session lost) when no attempt succeeded for this long.
     pub give_up_after: Duration,
+    /// Give up sooner when every dial for this long was actively refused
+    /// (RST: the host is up and nothing listens). A TCP server keeps its
+    /// sessions in the process that listens, so a port that stays closed
+    /// means the process holding this session is gone — unlike a network
+    /// outage, which times out or is unreachable and is worth waiting for.
+    pub give_up_when_refused_for: Duration,
 }
 
 impl Default for ReconnectPolicy {
@@ -59,6 +65,7 @@ impl Default for ReconnectPolicy {
             initial_backoff: Duration::from_millis(100),
             max_backoff: Duration::from_secs(5),
             give_up_after: Duration::from_secs(10 * 60),
+            give_up_when_refused_for: Duration::from_secs(10),
         }
     }
 }
@@ -327,6 +334,7 @@ impl ClientTask {
         let give_up_at = started + policy.give_up_after;
         let mut backoff = policy.initial_backoff;
         let mut attempt: u32 = 0;
+        let mut refused_since: Option<tokio::time::Instant> = None;
         loop {
             attempt += 1;
             if self.state.is_closed() && self.pipes.inbound.is_closed() {
@@ -347,9 +355,30 @@ impl ClientTask {
                     Err(e) if e.is_permanent() => {
                         return Err(format!("reconnecting failed: {e}"));
                     }
-                    Err(e) => e.to_string(),
+                    Err(e) => {
+                        refused_since = None;
+                        e.to_string()
+                    }
                 },
-                Err(e) => e.to_string(),
+                Err(e) => {
+                    let refused = matches!(
+                        &e,
+                        DialFailure::Io(io) if io.kind() == std::io::ErrorKind::ConnectionRefused
+                    );
+                    if !refused {
+                        refused_since = None;
+                    } else if refused_since
+                        .get_or_insert_with(tokio::time::Instant::now)
+                        .elapsed()
+                        >= policy.give_up_when_refused_for
+                    {
+                        return Err(format!(
+                            "the server refused every connection for {} s: it is no longer running, so this session is gone ({e})",
+                            policy.give_up_when_refused_for.as_secs()
+                        ));
+                    }
+                    e.to_string()
+                }
             };
             tracing::debug!(attempt, %detail, "reconnect attempt failed");
             self.state.send_replace(ConnectionState::Reconnecting {

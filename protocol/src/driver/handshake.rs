@@ -51,8 +51,17 @@ impl DriveError {
     /// True when retrying the same handshake cannot help (wrong key, version
     /// mismatch, refused resume); false for network trouble.
     pub fn is_permanent(&self) -> bool {
+        // Only answers the server gave on purpose. A protocol or crypto
+        // failure can come from a stream damaged in transit (a black hole
+        // that swallowed bytes) and is worth another attempt.
         match self {
-            DriveError::Handshake(e) => !matches!(e.kind(), HandshakeErrorKind::Timeout),
+            DriveError::Handshake(e) => matches!(
+                e.kind(),
+                HandshakeErrorKind::VersionMismatch
+                    | HandshakeErrorKind::NotDistant
+                    | HandshakeErrorKind::AuthFailed
+                    | HandshakeErrorKind::SessionRejected
+            ),
             _ => false,
         }
     }

@@ -94,6 +94,7 @@ pub fn client_options(key: &StaticKey, give_up_after: Duration) -> ClientOptions
         initial_backoff: Duration::from_millis(20),
         max_backoff: Duration::from_millis(200),
         give_up_after,
+        ..ReconnectPolicy::default()
     };
     options.dial_timeout = Duration::from_secs(2);
     options.handshake_timeout = Duration::from_secs(5);
