@@ -7,6 +7,7 @@
 //! the consumer rather than buffering without bound). When the peer goes
 //! away, every waiting request fails with [`ClientError::Closed`].
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicI64, Ordering};
 use std::sync::{Arc, Mutex};
@@ -173,8 +174,4 @@ impl JsonRpcClient {
             .await
             .map_err(|_| ClientError::Closed)
     }
-}
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
 }

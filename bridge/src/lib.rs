@@ -25,4 +25,5 @@ pub mod jsonrpc;
 pub mod lsp;
 pub mod manager;
 pub mod stdio;
+mod sync;
 pub mod uri_rewrite;

@@ -25,6 +25,7 @@ pub mod fs;
 pub mod limits;
 pub mod reply;
 pub mod session;
+mod sync;
 pub mod system;
 
 pub mod proc;

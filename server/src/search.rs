@@ -7,10 +7,11 @@
 // Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use distant_protocol::msg::{ErrorKind, Reply, SearchMatch, SearchQuery, SearchTarget, Submatch};
@@ -43,10 +44,6 @@ struct Shared {
 struct Table {
     last_id: u64,
     running: HashMap<u64, Arc<AtomicBool>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 impl Searches {

@@ -10,10 +10,11 @@
 // Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
+use crate::sync::lock;
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard};
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use distant_protocol::msg::{Change, ChangeKind, ErrorKind, Reply};
@@ -50,10 +51,6 @@ struct Table {
     last_id: u64,
     /// Sending (or dropping) stops the watch.
     watches: HashMap<u64, oneshot::Sender<()>>,
-}
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
 type EventTx = mpsc::Sender<notify::Result<Event>>;

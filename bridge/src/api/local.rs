@@ -102,15 +102,7 @@ pub async fn start(configured: Option<&Path>) -> Result<(LocalServer, Destinatio
         .stdout(Stdio::piped())
         .stderr(Stdio::inherit())
         .kill_on_drop(true);
-    #[cfg(target_os = "linux")]
-    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
-    // between fork and exec.
-    unsafe {
-        command.pre_exec(|| {
-            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
-            Ok(())
-        });
-    }
+    super::die_with_bridge(&mut command);
     let mut child = command.spawn().map_err(|e| {
         RpcError::new(
             ErrorKind::Other,

@@ -28,11 +28,12 @@ pub mod local;
 pub mod ssh;
 mod streams;
 
+use crate::sync::lock;
 use std::collections::HashMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex, MutexGuard, Weak};
+use std::sync::{Arc, Mutex, Weak};
 use std::time::Duration;
 
 use distant_protocol::driver::client::{self, ClientOptions, ConnectError, DialFuture, Dialer};
@@ -174,10 +175,6 @@ impl From<Value> for Done {
 }
 
 type Job = Pin<Box<dyn Future<Output = ()> + Send>>;
-
-fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|p| p.into_inner())
-}
 
 /// The state shared by every peer of one API server: its connections.
 pub struct Api {
@@ -728,4 +725,21 @@ async fn write_loop<W>(
         }
     }
     let _ = SinkExt::<Vec<u8>>::flush(&mut sink).await;
+}
+
+/// Makes a child the bridge starts (a local server, an ssh client) receive
+/// SIGTERM when the bridge dies, however it dies, so none is left behind.
+/// (`kill_on_drop` covers orderly exits; this covers `kill -9`.)
+pub(crate) fn die_with_bridge(command: &mut tokio::process::Command) {
+    #[cfg(target_os = "linux")]
+    // SAFETY: prctl is async-signal-safe; nothing else runs in the child
+    // between fork and exec.
+    unsafe {
+        command.pre_exec(|| {
+            libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM);
+            Ok(())
+        });
+    }
+    #[cfg(not(target_os = "linux"))]
+    let _ = command;
 }
