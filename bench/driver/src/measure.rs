@@ -243,13 +243,16 @@ fn machine() -> Vec<(String, String)> {
         ("memory".into(), sh("free -m | awk '/Mem:/{print $2\" MiB\"}'")),
         ("date".into(), sh("date -u '+%Y-%m-%d %H:%M UTC'")),
         ("OpenSSH".into(), sh("ssh -V 2>&1")),
-        ("load at start".into(), sh("cut -d' ' -f1-3 /proc/loadavg")),
+        (
+            "load average at start (1/5/15 min; other work shares the machine)".into(),
+            sh("cut -d' ' -f1-3 /proc/loadavg"),
+        ),
     ]
 }
 
 /// Fills `path` with `size` incompressible bytes (unless it already has them).
 fn data_file(path: &Path, size: u64) {
-    if std::fs::metadata(path).map(|m| m.len()) == Ok(size) {
+    if std::fs::metadata(path).map(|m| m.len()).ok() == Some(size) {
         return;
     }
     let mut f = std::io::BufWriter::new(File::create(path).expect("create data file"));
@@ -429,6 +432,7 @@ async fn bridge_session(
         .env("RUST_LOG", "error")
         .stdin(Stdio::piped())
         .stdout(Stdio::piped())
+        .stderr(Stdio::null())
         .kill_on_drop(true);
     if no_manager {
         c.arg("--no-manager");
@@ -520,7 +524,8 @@ async fn distant_api(d: &Distant, path: &str, seq: usize, piped: usize) -> Optio
     let mut child = c.spawn().ok()?;
     let mut stdin = child.stdin.take()?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take()?).lines();
-    let line = |id: usize| {
+    let path = path.to_string();
+    let line = move |id: usize| {
         format!(
             "{}\n",
             json!({"id": id.to_string(), "payload": {"type": "exists", "path": path}})
@@ -544,7 +549,9 @@ async fn distant_api(d: &Distant, path: &str, seq: usize, piped: usize) -> Optio
         }
     }
     let t = Instant::now();
+    let line2 = line.clone();
     let writer = tokio::spawn(async move {
+        let line = line2;
         for i in 0..piped {
             if stdin.write_all(line(100_000 + i).as_bytes()).await.is_err() {
                 break;
@@ -564,25 +571,46 @@ async fn distant_api(d: &Distant, path: &str, seq: usize, piped: usize) -> Optio
     Some((v, rate))
 }
 
-/// Mean cost of one `stat` inside one sftp session: (T(n) − T(1)) / (n − 1).
-async fn sftp_stat(ssh: &Ssh, work: &Path, path: &str, n: usize) -> Option<f64> {
-    let one = work.join("stat1.batch");
-    let many = work.join("statn.batch");
-    std::fs::write(&one, format!("-ls -d {path}\n")).ok()?;
-    std::fs::write(&many, format!("-ls -d {path}\n").repeat(n)).ok()?;
-    let a = blocking(ssh.sftp(&one), None, true, Duration::from_secs(30)).await;
-    let b = blocking(ssh.sftp(&many), None, true, Duration::from_secs(120)).await;
-    if !a.ok || !b.ok {
-        eprintln!("sftp stat failed: {} {}", a.stderr, b.stderr);
-        return None;
+/// Latencies (µs) of `ls -d PATH` (one stat) inside one interactive sftp
+/// session (`-b -`: sftp line-buffers its output, so each answer can be timed).
+async fn sftp_stat(ssh: &Ssh, path: &str, n: usize) -> Option<Vec<f64>> {
+    let mut c = Command::new("sftp");
+    ssh.opts(&mut c, "-P");
+    c.args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-b", "-"])
+        .arg(format!("{}@127.0.0.1", ssh.user));
+    let mut c = tokio::process::Command::from(c);
+    c.stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .kill_on_drop(true);
+    let mut child = c.spawn().ok()?;
+    let mut stdin = child.stdin.take()?;
+    let mut lines = tokio::io::BufReader::new(child.stdout.take()?).lines();
+    let cmd = format!("ls -d {path}\n");
+    let mut v = Vec::with_capacity(n);
+    for i in 0..n + 20 {
+        let t = Instant::now();
+        stdin.write_all(cmd.as_bytes()).await.ok()?;
+        stdin.flush().await.ok()?;
+        loop {
+            let l = tokio::time::timeout(Duration::from_secs(20), lines.next_line())
+                .await
+                .ok()?
+                .ok()??;
+            if l.trim() == path {
+                break;
+            }
+        }
+        if i >= 20 {
+            v.push(t.elapsed().as_secs_f64() * 1e6);
+        }
     }
-    Some((b.secs - a.secs) / (n - 1) as f64 * 1e6)
+    Some(v)
 }
 
 /// Peak RSS seen while sampling, per role.
 #[derive(Default)]
 struct Peaks {
-    sshd_conn_kib: u64,
     ssh_client_kib: u64,
     ours_cli_kib: u64,
     distant_cli_kib: u64,
@@ -641,6 +669,26 @@ pub async fn run(cfg: &Config) -> Results {
     let mut s = Samples::default();
     let probe = cfg.data.to_string_lossy().to_string();
     let reps = cfg.reps;
+
+    let phase_rss = |what: &str, ours: &Ours, notes: &mut Vec<String>| {
+        let (s, m) = (p::rss(ours.server_pid).1, p::rss(ours.manager_pid).1);
+        notes.push(format!(
+            "ours, peak RSS during {what}: server {:.1} MiB, manager {:.1} MiB",
+            s as f64 / 1024.0,
+            m as f64 / 1024.0
+        ));
+        for pid in [ours.server_pid, ours.manager_pid] {
+            // Resets VmHWM so the next phase gets its own peak.
+            let _ = std::fs::write(format!("/proc/{pid}/clear_refs"), "5");
+        }
+    };
+    let mut overall = (0u64, 0u64);
+    let mut track = |ours: &Ours| {
+        overall.0 = overall.0.max(p::rss(ours.server_pid).1);
+        overall.1 = overall.1.max(p::rss(ours.manager_pid).1);
+        overall
+    };
+    phase_rss("start-up", &ours, &mut res.notes);
 
     // ---- connect -------------------------------------------------------
     eprintln!("[bench] connect");
@@ -704,6 +752,8 @@ pub async fn run(cfg: &Config) -> Results {
         }
     }
 
+    track(&ours);
+    phase_rss("connect", &ours, &mut res.notes);
     // ---- small requests ----------------------------------------------
     eprintln!("[bench] small requests");
     let (mc, _mn, _mchild, mconn) = bridge_session(cfg, &ours, false).await;
@@ -717,7 +767,7 @@ pub async fn run(cfg: &Config) -> Results {
         "small requests pipelined",
     );
     s.row(p50, "µs", false, "≤ 50 µs",
-        "ours: JSON-RPC via `distant-bridge stdio` → manager; distant: `distant api` JSON lines; ssh: sftp `ls -d` in one session (mean, no percentiles)");
+        "ours: JSON-RPC via `distant-bridge stdio` → manager; distant: `distant api` JSON lines; ssh: sftp `ls -d` (one stat) in one interactive sftp session");
     s.row(p99, "µs", false, "", "");
     s.row(rate, "req/s", true, "≥ 50,000", "ours: 128 in flight; distant: 1000 lines written at once");
     let p50b = "  ↳ ours without the manager (`stdio --no-manager`) p50";
@@ -779,8 +829,12 @@ pub async fn run(cfg: &Config) -> Results {
                 }
                 _ => {
                     if let Some(h) = &ssh {
-                        if let Some(us) = sftp_stat(h, &cfg.work, &probe, if cfg.quick { 200 } else { 1000 }).await {
-                            s.add(p50, 2, us);
+                        match sftp_stat(h, &probe, if cfg.quick { 200 } else { 1000 }).await {
+                            Some(mut v) => {
+                                s.add(p50, 2, pct(&mut v, 0.5));
+                                s.add(p99, 2, pct(&mut v, 0.99));
+                            }
+                            None => s.text(p50, 2, "failed"),
                         }
                         s.text(rate, 2, "n/a");
                     }
@@ -790,8 +844,11 @@ pub async fn run(cfg: &Config) -> Results {
     }
     drop(proto);
 
+    track(&ours);
+    phase_rss("small requests", &ours, &mut res.notes);
     // ---- files ---------------------------------------------------------
     let mut distant_gave_up = false;
+    let mut prev_label: Option<&str> = None;
     for (size, label) in &sizes {
         eprintln!("[bench] files {label}");
         let src = cfg.data.join(format!("src-{}", label.replace(' ', "")));
@@ -810,6 +867,10 @@ pub async fn run(cfg: &Config) -> Results {
         let reps_here = if *size >= 1024 * MIB { reps.min(2) } else { reps };
         let timeout = Duration::from_secs(if *size >= 1024 * MIB { 120 } else { 60 });
         let mbps = |o: &Outcome| *size as f64 / o.secs / 1e6;
+        if let Some(prev) = prev_label.replace(*label) {
+            track(&ours);
+            phase_rss(&format!("file read/write {prev}"), &ours, &mut res.notes);
+        }
         for rep in 0..reps_here {
             for k in 0..3 {
                 let peer = (rep + k) % 3;
@@ -889,6 +950,8 @@ pub async fn run(cfg: &Config) -> Results {
         }
     }
 
+    track(&ours);
+    phase_rss(&format!("file read/write {}", prev_label.unwrap_or("")), &ours, &mut res.notes);
     // ---- processes -----------------------------------------------------
     eprintln!("[bench] processes");
     let sp = "process spawn → exit of `true`";
@@ -898,9 +961,16 @@ pub async fn run(cfg: &Config) -> Results {
     s.row(sp_cli, "ms", false, "", "process start + manager socket + spawn + exit");
     let out = "100 MiB of process stdout";
     s.row(out, "MB/s", true, "≥ 500 MB/s",
-        "`head -c 100MiB /dev/zero`; ours: `distant-bridge spawn`; distant: `distant spawn`; ssh: `ssh host head …` (fresh)");
+        "`yes <64-char line> | head -c 100MiB`; ours: `distant-bridge spawn`; distant: `distant spawn`; ssh: `ssh host head …` (fresh)");
     let (mc2, mut mn2, _mchild2, mconn2) = bridge_session(cfg, &ours, false).await;
-    let cmd_out = format!("head -c {} /dev/zero", 100 * MIB);
+    // Text (what processes print); NUL bytes are a separate row below.
+    let cmd_out = format!(
+        "yes 0123456789abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXY | head -c {}",
+        100 * MIB
+    );
+    let cmd_zero = format!("head -c {} /dev/zero", 100 * MIB);
+    let out_zero = "  ↳ ours, 100 MiB of NUL bytes (`/dev/zero`)";
+    s.row(out_zero, "MB/s", true, "", "valid UTF-8, so `proc/output` sends it as a JSON string of `\\u0000` escapes (6 bytes per byte)");
     for rep in 0..reps {
         for k in 0..3 {
             match (rep + k) % 3 {
@@ -936,6 +1006,10 @@ pub async fn run(cfg: &Config) -> Results {
                     let o = blocking(c, None, true, Duration::from_secs(60)).await;
                     peaks.ours_cli_kib = peaks.ours_cli_kib.max(o.maxrss_kib);
                     if o.ok && o.bytes == 100 * MIB { s.add(out, 0, o.bytes as f64 / o.secs / 1e6); } else { s.text(out, 0, "failed"); eprintln!("ours stdout: {} {}", o.bytes, o.stderr); }
+                    let mut c = ours.cli(cfg);
+                    c.args(["spawn", "--", "sh", "-c", &cmd_zero]);
+                    let o = blocking(c, None, true, Duration::from_secs(60)).await;
+                    if o.ok && o.bytes == 100 * MIB { s.add(out_zero, 0, o.bytes as f64 / o.secs / 1e6); }
                 }
                 1 => {
                     let Some(d) = &distant else { continue };
@@ -961,6 +1035,8 @@ pub async fn run(cfg: &Config) -> Results {
         }
     }
 
+    track(&ours);
+    phase_rss("processes", &ours, &mut res.notes);
     // ---- reconnect (ours) ----------------------------------------------
     eprintln!("[bench] reconnect");
     let rc_cut = "reconnect: link cut, server reachable → first answer";
@@ -1050,8 +1126,9 @@ pub async fn run(cfg: &Config) -> Results {
     s.row(mem_m, "MiB", false, "≤ 64 MiB", "VmHWM over the whole run (ssh: the ControlMaster client)");
     s.row(mem_c, "MiB", false, "≤ 64 MiB", "largest ru_maxrss of any CLI command (fs read/write, spawn, ssh, sftp)");
     let mib = |k: u64| k as f64 / 1024.0;
-    s.add(mem_s, 0, mib(p::rss(ours.server_pid).1));
-    s.add(mem_m, 0, mib(p::rss(ours.manager_pid).1));
+    let overall = track(&ours);
+    s.add(mem_s, 0, mib(overall.0));
+    s.add(mem_m, 0, mib(overall.1));
     s.add(mem_c, 0, mib(peaks.ours_cli_kib));
     let idle_rss = "RSS, server, idle after the run";
     s.row(idle_rss, "MiB", false, "≤ 10 MiB", "VmRSS now");
@@ -1091,6 +1168,15 @@ pub async fn run(cfg: &Config) -> Results {
     if let Some(h) = &ssh {
         let _ = Command::new("ssh").arg("-S").arg(&h.ctl).args(["-O", "exit", "x"]).stderr(Stdio::null()).status();
     }
+    res.machine.push((
+        "load average at the end".into(),
+        std::fs::read_to_string("/proc/loadavg")
+            .unwrap_or_default()
+            .split(' ')
+            .take(3)
+            .collect::<Vec<_>>()
+            .join(" "),
+    ));
     res.rows = s.rows();
     if let Some(dir) = &cfg.criterion {
         res.micro = crate::micro::collect(dir);
