@@ -49,7 +49,9 @@ impl Samples {
         self.n.entry((what.into(), peer)).or_default().push(x);
     }
     fn text(&mut self, what: &str, peer: usize, t: impl Into<String>) {
-        self.t.entry((what.into(), peer)).or_insert_with(|| t.into());
+        self.t
+            .entry((what.into(), peer))
+            .or_insert_with(|| t.into());
     }
     fn rows(&self) -> Vec<Row> {
         self.order
@@ -192,9 +194,16 @@ impl Ssh {
     fn sftp(&self, batch: &Path) -> Command {
         let mut c = Command::new("sftp");
         self.opts(&mut c, "-P");
-        c.args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-q", "-b"])
-            .arg(batch)
-            .arg(format!("{}@127.0.0.1", self.user));
+        c.args([
+            "-o",
+            "ControlMaster=no",
+            "-o",
+            "ControlPath=none",
+            "-q",
+            "-b",
+        ])
+        .arg(batch)
+        .arg(format!("{}@127.0.0.1", self.user));
         c
     }
     fn master_pid(&self) -> Option<u32> {
@@ -240,7 +249,10 @@ fn machine() -> Vec<(String, String)> {
         ("CPUs (nproc)".into(), sh("nproc")),
         ("CPU".into(), cpu),
         ("kernel".into(), sh("uname -sr")),
-        ("memory".into(), sh("free -m | awk '/Mem:/{print $2\" MiB\"}'")),
+        (
+            "memory".into(),
+            sh("free -m | awk '/Mem:/{print $2\" MiB\"}'"),
+        ),
         ("date".into(), sh("date -u '+%Y-%m-%d %H:%M UTC'")),
         ("OpenSSH".into(), sh("ssh -V 2>&1")),
         (
@@ -287,10 +299,7 @@ fn start_ours(cfg: &Config) -> Ours {
     let addr = line.trim().rsplit_once('@').expect("url").1.to_string();
     let dir = cfg.work.join("ours-manager");
     let _ = std::fs::create_dir_all(&dir);
-    let _ = std::fs::set_permissions(
-        &dir,
-        std::os::unix::fs::PermissionsExt::from_mode(0o700),
-    );
+    let _ = std::fs::set_permissions(&dir, std::os::unix::fs::PermissionsExt::from_mode(0o700));
     let socket = dir.join("manager.sock");
     let mut ours = Ours {
         server_pid: server.id(),
@@ -439,10 +448,8 @@ async fn bridge_session(
     }
     c.arg("stdio");
     let mut child = c.spawn().expect("distant-bridge stdio");
-    let (client, notes) = JsonRpcClient::new(
-        child.stdout.take().unwrap(),
-        child.stdin.take().unwrap(),
-    );
+    let (client, notes) =
+        JsonRpcClient::new(child.stdout.take().unwrap(), child.stdin.take().unwrap());
     let conn = if no_manager {
         let r = client
             .request("connect", json!({"destination": ours.url()}))
@@ -576,8 +583,15 @@ async fn distant_api(d: &Distant, path: &str, seq: usize, piped: usize) -> Optio
 async fn sftp_stat(ssh: &Ssh, path: &str, n: usize) -> Option<Vec<f64>> {
     let mut c = Command::new("sftp");
     ssh.opts(&mut c, "-P");
-    c.args(["-o", "ControlMaster=no", "-o", "ControlPath=none", "-b", "-"])
-        .arg(format!("{}@127.0.0.1", ssh.user));
+    c.args([
+        "-o",
+        "ControlMaster=no",
+        "-o",
+        "ControlPath=none",
+        "-b",
+        "-",
+    ])
+    .arg(format!("{}@127.0.0.1", ssh.user));
     let mut c = tokio::process::Command::from(c);
     c.stdin(Stdio::piped())
         .stdout(Stdio::piped())
@@ -633,7 +647,10 @@ pub async fn run(cfg: &Config) -> Results {
     };
     eprintln!("[bench] data files");
     for (size, label) in &sizes {
-        data_file(&cfg.data.join(format!("src-{}", label.replace(' ', ""))), *size);
+        data_file(
+            &cfg.data.join(format!("src-{}", label.replace(' ', ""))),
+            *size,
+        );
     }
     eprintln!("[bench] starting peers");
     let ours = start_ours(cfg);
@@ -657,7 +674,11 @@ pub async fn run(cfg: &Config) -> Results {
         let peak = sshd_peak.clone();
         std::thread::spawn(move || {
             while !stop.load(Ordering::Relaxed) {
-                let m = p::subtree_rss(root).into_iter().map(|x| x.1).max().unwrap_or(0);
+                let m = p::subtree_rss(root)
+                    .into_iter()
+                    .map(|x| x.1)
+                    .max()
+                    .unwrap_or(0);
                 let mut g = peak.lock().unwrap();
                 *g = (*g).max(m);
                 drop(g);
@@ -712,22 +733,46 @@ pub async fn run(cfg: &Config) -> Results {
                         });
                         let t = Instant::now();
                         let sess = client::connect(options, dialer).await.expect("connect");
-                        s.add("connect, fresh (TCP + handshake + auth)", 0, t.elapsed().as_secs_f64() * 1e3);
+                        s.add(
+                            "connect, fresh (TCP + handshake + auth)",
+                            0,
+                            t.elapsed().as_secs_f64() * 1e3,
+                        );
                         drop(sess);
                     }
-                    s.row("connect, fresh, through the bridge API (`connect` request)", "ms", false, "≤ 5 ms",
-                        "JSON-RPC `connect` + `disconnect` in one `stdio --no-manager` session");
+                    s.row(
+                        "connect, fresh, through the bridge API (`connect` request)",
+                        "ms",
+                        false,
+                        "≤ 5 ms",
+                        "JSON-RPC `connect` + `disconnect` in one `stdio --no-manager` session",
+                    );
                     for _ in 0..5 {
                         let t = Instant::now();
-                        let r = jc.request("connect", json!({"destination": ours.url()})).await.expect("connect");
-                        s.add("connect, fresh, through the bridge API (`connect` request)", 0, t.elapsed().as_secs_f64() * 1e3);
-                        let _ = jc.request("disconnect", json!({"connection": r["connection"]})).await;
+                        let r = jc
+                            .request("connect", json!({"destination": ours.url()}))
+                            .await
+                            .expect("connect");
+                        s.add(
+                            "connect, fresh, through the bridge API (`connect` request)",
+                            0,
+                            t.elapsed().as_secs_f64() * 1e3,
+                        );
+                        let _ = jc
+                            .request("disconnect", json!({"connection": r["connection"]}))
+                            .await;
                     }
                 }
                 1 => {
                     if let Some(d) = &distant {
                         for _ in 0..3 {
-                            let o = blocking(d.cmd_with_rest(&["connect"], &[&d.url]), None, true, Duration::from_secs(30)).await;
+                            let o = blocking(
+                                d.cmd_with_rest(&["connect"], &[&d.url]),
+                                None,
+                                true,
+                                Duration::from_secs(30),
+                            )
+                            .await;
                             peaks.distant_cli_kib = peaks.distant_cli_kib.max(o.maxrss_kib);
                             if o.ok {
                                 s.add("connect, fresh (TCP + handshake + auth)", 1, o.secs * 1e3);
@@ -740,7 +785,8 @@ pub async fn run(cfg: &Config) -> Results {
                 _ => {
                     if let Some(h) = &ssh {
                         for _ in 0..3 {
-                            let o = blocking(h.fresh("true"), None, false, Duration::from_secs(30)).await;
+                            let o = blocking(h.fresh("true"), None, false, Duration::from_secs(30))
+                                .await;
                             peaks.ssh_client_kib = peaks.ssh_client_kib.max(o.maxrss_kib);
                             if o.ok {
                                 s.add("connect, fresh (TCP + handshake + auth)", 2, o.secs * 1e3);
@@ -769,13 +815,25 @@ pub async fn run(cfg: &Config) -> Results {
     s.row(p50, "µs", false, "≤ 50 µs",
         "ours: JSON-RPC via `distant-bridge stdio` → manager; distant: `distant api` JSON lines; ssh: sftp `ls -d` (one stat) in one interactive sftp session");
     s.row(p99, "µs", false, "", "");
-    s.row(rate, "req/s", true, "≥ 50,000", "ours: 128 in flight; distant: 1000 lines written at once");
+    s.row(
+        rate,
+        "req/s",
+        true,
+        "≥ 50,000",
+        "ours: 128 in flight; distant: 1000 lines written at once",
+    );
     let p50b = "  ↳ ours without the manager (`stdio --no-manager`) p50";
     let p50c = "  ↳ ours at the protocol level (in-process `RpcClient`) p50";
     let rateb = "  ↳ ours without the manager, pipelined";
     let ratec = "  ↳ ours at the protocol level, pipelined (256 in flight)";
     s.row(p50b, "µs", false, "", "");
-    s.row(p50c, "µs", false, "", "what the JSON-RPC layers add is the difference");
+    s.row(
+        p50c,
+        "µs",
+        false,
+        "",
+        "what the JSON-RPC layers add is the difference",
+    );
     s.row(rateb, "req/s", true, "", "");
     s.row(ratec, "req/s", true, "", "");
     for rep in 0..reps {
@@ -794,7 +852,12 @@ pub async fn run(cfg: &Config) -> Results {
                     let mut v = Vec::new();
                     for i in 0..seq + 50 {
                         let t = Instant::now();
-                        proto.call(Op::Exists { path: probe.clone() }).await.expect("exists");
+                        proto
+                            .call(Op::Exists {
+                                path: probe.clone(),
+                            })
+                            .await
+                            .expect("exists");
                         if i >= 50 {
                             v.push(t.elapsed().as_secs_f64() * 1e6);
                         }
@@ -808,7 +871,10 @@ pub async fn run(cfg: &Config) -> Results {
                             async move { c.call(Op::Exists { path }).await }
                         })
                         .buffer_unordered(256)
-                        .for_each(|r| { r.expect("exists"); async {} })
+                        .for_each(|r| {
+                            r.expect("exists");
+                            async {}
+                        })
                         .await;
                     s.add(ratec, 0, (piped * 2) as f64 / t.elapsed().as_secs_f64());
                 }
@@ -855,7 +921,11 @@ pub async fn run(cfg: &Config) -> Results {
         let src_s = src.to_string_lossy().to_string();
         let rd = format!("file read {label}");
         let wr = format!("file write {label}");
-        let target = if *size >= 100 * MIB { "≥ 2× sftp, ≥ ssh cat" } else { "" };
+        let target = if *size >= 100 * MIB {
+            "≥ 2× sftp, ≥ ssh cat"
+        } else {
+            ""
+        };
         s.row(&rd, "MB/s", true, target,
             "ours: `distant-bridge fs read` (manager); distant: `distant fs read`; ssh: `ssh host cat` (fresh connection; `sftp get` below)");
         let rd_sftp = format!("  ↳ OpenSSH `sftp get` {label}");
@@ -864,7 +934,11 @@ pub async fn run(cfg: &Config) -> Results {
             "ours: `distant-bridge fs write` < file; distant: `distant fs write` < file; ssh: `ssh host 'cat > f'`");
         let wr_sftp = format!("  ↳ OpenSSH `sftp put` {label}");
         s.row(&wr_sftp, "MB/s", true, "", "ratio = ours vs sftp");
-        let reps_here = if *size >= 1024 * MIB { reps.min(2) } else { reps };
+        let reps_here = if *size >= 1024 * MIB {
+            reps.min(2)
+        } else {
+            reps
+        };
         let timeout = Duration::from_secs(if *size >= 1024 * MIB { 120 } else { 60 });
         let mbps = |o: &Outcome| *size as f64 / o.secs / 1e6;
         if let Some(prev) = prev_label.replace(*label) {
@@ -883,13 +957,23 @@ pub async fn run(cfg: &Config) -> Results {
                         c.args(["fs", "read", &src_s]);
                         let o = blocking(c, None, true, timeout).await;
                         peaks.ours_cli_kib = peaks.ours_cli_kib.max(o.maxrss_kib);
-                        if o.ok && o.bytes == *size { s.add(&rd, 0, mbps(&o)); } else { s.text(&rd, 0, "failed"); eprintln!("ours read: {} bytes {}", o.bytes, o.stderr); }
+                        if o.ok && o.bytes == *size {
+                            s.add(&rd, 0, mbps(&o));
+                        } else {
+                            s.text(&rd, 0, "failed");
+                            eprintln!("ours read: {} bytes {}", o.bytes, o.stderr);
+                        }
                         let mut c = ours.cli(cfg);
                         c.args(["fs", "write", &dst_s]);
                         let o = blocking(c, Some(File::open(&src).unwrap()), false, timeout).await;
                         peaks.ours_cli_kib = peaks.ours_cli_kib.max(o.maxrss_kib);
                         let len = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
-                        if o.ok && len == *size { s.add(&wr, 0, mbps(&o)); } else { s.text(&wr, 0, "failed"); eprintln!("ours write: {len} bytes {}", o.stderr); }
+                        if o.ok && len == *size {
+                            s.add(&wr, 0, mbps(&o));
+                        } else {
+                            s.text(&wr, 0, "failed");
+                            eprintln!("ours write: {len} bytes {}", o.stderr);
+                        }
                     }
                     1 => {
                         let Some(d) = &distant else { continue };
@@ -899,39 +983,88 @@ pub async fn run(cfg: &Config) -> Results {
                             continue;
                         }
                         let dl = Duration::from_secs(if *size > 4 * MIB { 20 } else { 60 });
-                        let o = blocking(d.cmd_with_rest(&["fs", "read"], &[&src_s]), None, true, dl).await;
+                        let o =
+                            blocking(d.cmd_with_rest(&["fs", "read"], &[&src_s]), None, true, dl)
+                                .await;
                         peaks.distant_cli_kib = peaks.distant_cli_kib.max(o.maxrss_kib);
-                        if o.ok && o.bytes == *size { s.add(&rd, 1, mbps(&o)); } else {
-                            s.text(&rd, 1, if o.timed_out { format!("DNF in {} s", dl.as_secs()) } else { "failed".into() });
+                        if o.ok && o.bytes == *size {
+                            s.add(&rd, 1, mbps(&o));
+                        } else {
+                            s.text(
+                                &rd,
+                                1,
+                                if o.timed_out {
+                                    format!("DNF in {} s", dl.as_secs())
+                                } else {
+                                    "failed".into()
+                                },
+                            );
                             distant_gave_up |= o.timed_out;
                         }
-                        let o = blocking(d.cmd_with_rest(&["fs", "write"], &[&dst_s]), Some(File::open(&src).unwrap()), false, dl).await;
+                        let o = blocking(
+                            d.cmd_with_rest(&["fs", "write"], &[&dst_s]),
+                            Some(File::open(&src).unwrap()),
+                            false,
+                            dl,
+                        )
+                        .await;
                         peaks.distant_cli_kib = peaks.distant_cli_kib.max(o.maxrss_kib);
                         let len = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
-                        if o.ok && len == *size { s.add(&wr, 1, mbps(&o)); } else {
-                            s.text(&wr, 1, if o.timed_out { format!("DNF in {} s", dl.as_secs()) } else { format!("failed ({len} B written)") });
+                        if o.ok && len == *size {
+                            s.add(&wr, 1, mbps(&o));
+                        } else {
+                            s.text(
+                                &wr,
+                                1,
+                                if o.timed_out {
+                                    format!("DNF in {} s", dl.as_secs())
+                                } else {
+                                    format!("failed ({len} B written)")
+                                },
+                            );
                             distant_gave_up |= o.timed_out;
                         }
                     }
                     _ => {
                         let Some(h) = &ssh else { continue };
-                        let o = blocking(h.fresh(&format!("cat {src_s}")), None, true, timeout).await;
+                        let o =
+                            blocking(h.fresh(&format!("cat {src_s}")), None, true, timeout).await;
                         peaks.ssh_client_kib = peaks.ssh_client_kib.max(o.maxrss_kib);
-                        if o.ok && o.bytes == *size { s.add(&rd, 2, mbps(&o)); }
+                        if o.ok && o.bytes == *size {
+                            s.add(&rd, 2, mbps(&o));
+                        }
                         let batch = cfg.work.join("get.batch");
                         std::fs::write(&batch, format!("get {src_s} /dev/null\n")).unwrap();
                         let o = blocking(h.sftp(&batch), None, false, timeout).await;
                         peaks.ssh_client_kib = peaks.ssh_client_kib.max(o.maxrss_kib);
-                        if o.ok { s.add(&rd_sftp, 2, mbps(&o)); } else { eprintln!("sftp get: {}", o.stderr); }
-                        let o = blocking(h.fresh(&format!("cat > {dst_s}")), Some(File::open(&src).unwrap()), false, timeout).await;
+                        if o.ok {
+                            s.add(&rd_sftp, 2, mbps(&o));
+                        } else {
+                            eprintln!("sftp get: {}", o.stderr);
+                        }
+                        let o = blocking(
+                            h.fresh(&format!("cat > {dst_s}")),
+                            Some(File::open(&src).unwrap()),
+                            false,
+                            timeout,
+                        )
+                        .await;
                         let len = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
-                        if o.ok && len == *size { s.add(&wr, 2, mbps(&o)); } else { eprintln!("ssh cat >: {len} {}", o.stderr); }
+                        if o.ok && len == *size {
+                            s.add(&wr, 2, mbps(&o));
+                        } else {
+                            eprintln!("ssh cat >: {len} {}", o.stderr);
+                        }
                         let _ = std::fs::remove_file(&dst);
                         let batch = cfg.work.join("put.batch");
                         std::fs::write(&batch, format!("put {src_s} {dst_s}\n")).unwrap();
                         let o = blocking(h.sftp(&batch), None, false, timeout).await;
                         let len = std::fs::metadata(&dst).map(|m| m.len()).unwrap_or(0);
-                        if o.ok && len == *size { s.add(&wr_sftp, 2, mbps(&o)); } else { eprintln!("sftp put: {len} {}", o.stderr); }
+                        if o.ok && len == *size {
+                            s.add(&wr_sftp, 2, mbps(&o));
+                        } else {
+                            eprintln!("sftp put: {len} {}", o.stderr);
+                        }
                     }
                 }
                 let _ = std::fs::remove_file(&dst);
@@ -941,8 +1074,14 @@ pub async fn run(cfg: &Config) -> Results {
     // sftp rows: ours goes in column 0 for the ratio.
     for (_, label) in &sizes {
         for (from, to) in [
-            (format!("file read {label}"), format!("  ↳ OpenSSH `sftp get` {label}")),
-            (format!("file write {label}"), format!("  ↳ OpenSSH `sftp put` {label}")),
+            (
+                format!("file read {label}"),
+                format!("  ↳ OpenSSH `sftp get` {label}"),
+            ),
+            (
+                format!("file write {label}"),
+                format!("  ↳ OpenSSH `sftp put` {label}"),
+            ),
         ] {
             if let Some(v) = s.n.get(&(from, 0)).cloned() {
                 s.n.insert((to, 0), v);
@@ -951,14 +1090,24 @@ pub async fn run(cfg: &Config) -> Results {
     }
 
     track(&ours);
-    phase_rss(&format!("file read/write {}", prev_label.unwrap_or("")), &ours, &mut res.notes);
+    phase_rss(
+        &format!("file read/write {}", prev_label.unwrap_or("")),
+        &ours,
+        &mut res.notes,
+    );
     // ---- processes -----------------------------------------------------
     eprintln!("[bench] processes");
     let sp = "process spawn → exit of `true`";
     s.row(sp, "ms", false, "≤ 5 ms",
         "ours: `proc/spawn` → `proc/exit` in the JSON-RPC session (manager); distant: `distant spawn -- true` (CLI); ssh: `ssh -S ctl host true` (ControlMaster)");
     let sp_cli = "  ↳ ours as a CLI command (`distant-bridge spawn -- true`)";
-    s.row(sp_cli, "ms", false, "", "process start + manager socket + spawn + exit");
+    s.row(
+        sp_cli,
+        "ms",
+        false,
+        "",
+        "process start + manager socket + spawn + exit",
+    );
     let out = "100 MiB of process stdout";
     s.row(out, "MB/s", true, "≥ 500 MB/s",
         "`yes <64-char line> | head -c 100MiB`; ours: `distant-bridge spawn`; distant: `distant spawn`; ssh: `ssh host head …` (fresh)");
@@ -987,7 +1136,9 @@ pub async fn run(cfg: &Config) -> Results {
                                 .await
                                 .expect("proc/exit in time")
                                 .expect("notifications");
-                            if n.method == "proc/exit" && n.params.as_ref().map(|p| &p["proc"]) == Some(&id) {
+                            if n.method == "proc/exit"
+                                && n.params.as_ref().map(|p| &p["proc"]) == Some(&id)
+                            {
                                 break;
                             }
                         }
@@ -999,37 +1150,78 @@ pub async fn run(cfg: &Config) -> Results {
                         let mut c = ours.cli(cfg);
                         c.args(["spawn", "--", "true"]);
                         let o = blocking(c, None, true, Duration::from_secs(30)).await;
-                        if o.ok { s.add(sp_cli, 0, o.secs * 1e3); }
+                        if o.ok {
+                            s.add(sp_cli, 0, o.secs * 1e3);
+                        }
                     }
                     let mut c = ours.cli(cfg);
                     c.args(["spawn", "--", "sh", "-c", &cmd_out]);
                     let o = blocking(c, None, true, Duration::from_secs(60)).await;
                     peaks.ours_cli_kib = peaks.ours_cli_kib.max(o.maxrss_kib);
-                    if o.ok && o.bytes == 100 * MIB { s.add(out, 0, o.bytes as f64 / o.secs / 1e6); } else { s.text(out, 0, "failed"); eprintln!("ours stdout: {} {}", o.bytes, o.stderr); }
+                    if o.ok && o.bytes == 100 * MIB {
+                        s.add(out, 0, o.bytes as f64 / o.secs / 1e6);
+                    } else {
+                        s.text(out, 0, "failed");
+                        eprintln!("ours stdout: {} {}", o.bytes, o.stderr);
+                    }
                     let mut c = ours.cli(cfg);
                     c.args(["spawn", "--", "sh", "-c", &cmd_zero]);
                     let o = blocking(c, None, true, Duration::from_secs(60)).await;
-                    if o.ok && o.bytes == 100 * MIB { s.add(out_zero, 0, o.bytes as f64 / o.secs / 1e6); }
+                    if o.ok && o.bytes == 100 * MIB {
+                        s.add(out_zero, 0, o.bytes as f64 / o.secs / 1e6);
+                    }
                 }
                 1 => {
                     let Some(d) = &distant else { continue };
                     for _ in 0..3 {
-                        let o = blocking(d.cmd_with_rest(&["spawn"], &["true"]), None, true, Duration::from_secs(30)).await;
-                        if o.ok { s.add(sp, 1, o.secs * 1e3); } else { s.text(sp, 1, "failed"); eprintln!("distant spawn: {}", o.stderr); }
+                        let o = blocking(
+                            d.cmd_with_rest(&["spawn"], &["true"]),
+                            None,
+                            true,
+                            Duration::from_secs(30),
+                        )
+                        .await;
+                        if o.ok {
+                            s.add(sp, 1, o.secs * 1e3);
+                        } else {
+                            s.text(sp, 1, "failed");
+                            eprintln!("distant spawn: {}", o.stderr);
+                        }
                     }
-                    let o = blocking(d.cmd_with_rest(&["spawn"], &["sh", "-c", &cmd_out]), None, true, Duration::from_secs(30)).await;
-                    if o.ok && o.bytes == 100 * MIB { s.add(out, 1, o.bytes as f64 / o.secs / 1e6); } else {
-                        s.text(out, 1, if o.timed_out { format!("DNF in 30 s ({} MiB)", o.bytes / MIB) } else { "failed".into() });
+                    let o = blocking(
+                        d.cmd_with_rest(&["spawn"], &["sh", "-c", &cmd_out]),
+                        None,
+                        true,
+                        Duration::from_secs(30),
+                    )
+                    .await;
+                    if o.ok && o.bytes == 100 * MIB {
+                        s.add(out, 1, o.bytes as f64 / o.secs / 1e6);
+                    } else {
+                        s.text(
+                            out,
+                            1,
+                            if o.timed_out {
+                                format!("DNF in 30 s ({} MiB)", o.bytes / MIB)
+                            } else {
+                                "failed".into()
+                            },
+                        );
                     }
                 }
                 _ => {
                     let Some(h) = &ssh else { continue };
                     for _ in 0..5 {
-                        let o = blocking(h.muxed("true"), None, false, Duration::from_secs(30)).await;
-                        if o.ok { s.add(sp, 2, o.secs * 1e3); }
+                        let o =
+                            blocking(h.muxed("true"), None, false, Duration::from_secs(30)).await;
+                        if o.ok {
+                            s.add(sp, 2, o.secs * 1e3);
+                        }
                     }
                     let o = blocking(h.fresh(&cmd_out), None, true, Duration::from_secs(60)).await;
-                    if o.ok && o.bytes == 100 * MIB { s.add(out, 2, o.bytes as f64 / o.secs / 1e6); }
+                    if o.ok && o.bytes == 100 * MIB {
+                        s.add(out, 2, o.bytes as f64 / o.secs / 1e6);
+                    }
                 }
             }
         }
@@ -1042,7 +1234,13 @@ pub async fn run(cfg: &Config) -> Results {
     let rc_cut = "reconnect: link cut, server reachable → first answer";
     let rc_back = "reconnect: link back after a 1 s outage → first answer";
     s.row(rc_cut, "ms", false, "", "ours only (`stdio --no-manager` through a FaultProxy); includes detecting the cut, redial, resume handshake, replay");
-    s.row(rc_back, "ms", false, "", "mostly the client's redial backoff (100 ms doubling, jittered)");
+    s.row(
+        rc_back,
+        "ms",
+        false,
+        "",
+        "mostly the client's redial backoff (100 ms doubling, jittered)",
+    );
     {
         let proxy = distant_testkit::FaultProxy::start(ours.addr.parse().unwrap()).await;
         let url = format!("distant://:{}@{}", ours.key_hex, proxy.addr);
@@ -1053,14 +1251,22 @@ pub async fn run(cfg: &Config) -> Results {
             .stdout(Stdio::piped())
             .kill_on_drop(true);
         let mut child = c.spawn().expect("bridge");
-        let (rc, _rn) = JsonRpcClient::new(child.stdout.take().unwrap(), child.stdin.take().unwrap());
-        let r = rc.request("connect", json!({"destination": url})).await.expect("connect");
+        let (rc, _rn) =
+            JsonRpcClient::new(child.stdout.take().unwrap(), child.stdin.take().unwrap());
+        let r = rc
+            .request("connect", json!({"destination": url}))
+            .await
+            .expect("connect");
         let params = json!({"connection": r["connection"], "path": probe});
         for _ in 0..(if cfg.quick { 2 } else { 5 }) {
-            rc.request("fs/exists", params.clone()).await.expect("exists");
+            rc.request("fs/exists", params.clone())
+                .await
+                .expect("exists");
             let t = Instant::now();
             proxy.cut();
-            rc.request("fs/exists", params.clone()).await.expect("exists after cut");
+            rc.request("fs/exists", params.clone())
+                .await
+                .expect("exists after cut");
             s.add(rc_cut, 0, t.elapsed().as_secs_f64() * 1e3);
             tokio::time::sleep(Duration::from_millis(200)).await;
 
@@ -1107,8 +1313,20 @@ pub async fn run(cfg: &Config) -> Results {
     tokio::time::sleep(Duration::from_secs_f64(idle_secs)).await;
     let cpu_s = "idle CPU, server (connected, no requests)";
     let cpu_c = "idle CPU, client / manager";
-    s.row(cpu_s, "% of a core", false, "0", &format!("utime+stime over {idle_secs} s; ssh: every sshd process under the listener"));
-    s.row(cpu_c, "% of a core", false, "0", "ours: manager; distant: manager; ssh: the ControlMaster client");
+    s.row(
+        cpu_s,
+        "% of a core",
+        false,
+        "0",
+        &format!("utime+stime over {idle_secs} s; ssh: every sshd process under the listener"),
+    );
+    s.row(
+        cpu_c,
+        "% of a core",
+        false,
+        "0",
+        "ours: manager; distant: manager; ssh: the ControlMaster client",
+    );
     for (i, (peer, role, pids)) in watched.iter().enumerate() {
         let after: u64 = pids.iter().filter_map(|&pid| p::cpu_ticks(pid)).sum();
         let pct = (after.saturating_sub(before[i])) as f64 / p::ticks_per_sec() / idle_secs * 100.0;
@@ -1123,8 +1341,20 @@ pub async fn run(cfg: &Config) -> Results {
     let mem_m = "peak RSS, manager";
     let mem_c = "peak RSS, CLI client process";
     s.row(mem_s, "MiB", false, "≤ 10 MiB idle, ≤ 64 MiB", "ours/distant: VmHWM of the server over the whole run; ssh: largest per-connection sshd tree (incl. sftp-server/cat), sampled");
-    s.row(mem_m, "MiB", false, "≤ 64 MiB", "VmHWM over the whole run (ssh: the ControlMaster client)");
-    s.row(mem_c, "MiB", false, "≤ 64 MiB", "largest ru_maxrss of any CLI command (fs read/write, spawn, ssh, sftp)");
+    s.row(
+        mem_m,
+        "MiB",
+        false,
+        "≤ 64 MiB",
+        "VmHWM over the whole run (ssh: the ControlMaster client)",
+    );
+    s.row(
+        mem_c,
+        "MiB",
+        false,
+        "≤ 64 MiB",
+        "largest ru_maxrss of any CLI command (fs read/write, spawn, ssh, sftp)",
+    );
     let mib = |k: u64| k as f64 / 1024.0;
     let overall = track(&ours);
     s.add(mem_s, 0, mib(overall.0));
@@ -1145,7 +1375,11 @@ pub async fn run(cfg: &Config) -> Results {
             s.add(mem_m, 2, mib(p::rss(m).1));
         }
         s.add(mem_c, 2, mib(peaks.ssh_client_kib));
-        let idle = p::subtree_rss(h.sshd_pid).into_iter().map(|x| x.1).max().unwrap_or(0);
+        let idle = p::subtree_rss(h.sshd_pid)
+            .into_iter()
+            .map(|x| x.1)
+            .max()
+            .unwrap_or(0);
         s.add(idle_rss, 2, mib(idle));
     }
     res.notes.push(format!(
@@ -1166,7 +1400,12 @@ pub async fn run(cfg: &Config) -> Results {
         let _ = d.server.wait();
     }
     if let Some(h) = &ssh {
-        let _ = Command::new("ssh").arg("-S").arg(&h.ctl).args(["-O", "exit", "x"]).stderr(Stdio::null()).status();
+        let _ = Command::new("ssh")
+            .arg("-S")
+            .arg(&h.ctl)
+            .args(["-O", "exit", "x"])
+            .stderr(Stdio::null())
+            .status();
     }
     res.machine.push((
         "load average at the end".into(),

@@ -25,7 +25,10 @@ fn walk(dir: &Path, out: &mut Vec<(String, f64, Option<u64>)>) {
                 let bytes = b["throughput"]["Bytes"].as_u64();
                 out.push((id, ns, bytes));
             }
-        } else if path.file_name().is_some_and(|n| n != "report" && n != "base" && n != "change") {
+        } else if path
+            .file_name()
+            .is_some_and(|n| n != "report" && n != "base" && n != "change")
+        {
             walk(&path, out);
         }
     }
@@ -56,7 +59,10 @@ pub fn collect(dir: &Path) -> Vec<(String, String)> {
         rows.push((format!("`{id}`"), v));
     }
     for size in ["64B", "16KiB", "64KiB", "1MiB"] {
-        for (a, b) in [("sealer/seal", "raw/encrypt"), ("sealer/roundtrip", "raw/roundtrip")] {
+        for (a, b) in [
+            ("sealer/seal", "raw/encrypt"),
+            ("sealer/roundtrip", "raw/roundtrip"),
+        ] {
             let (Some(x), Some(y)) = (
                 by_id.get(&format!("codec/{size}/{a}")),
                 by_id.get(&format!("codec/{size}/{b}")),

@@ -23,11 +23,7 @@ pub struct Outcome {
 /// `count`, else /dev/null), killing it after `timeout`.
 pub fn run(mut cmd: Command, stdin: Option<File>, count: bool, timeout: Duration) -> Outcome {
     cmd.stdin(stdin.map(Stdio::from).unwrap_or_else(Stdio::null));
-    cmd.stdout(if count {
-        Stdio::piped()
-    } else {
-        Stdio::null()
-    });
+    cmd.stdout(if count { Stdio::piped() } else { Stdio::null() });
     cmd.stderr(Stdio::piped());
     let start = Instant::now();
     let mut child = match cmd.spawn() {

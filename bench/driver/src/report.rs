@@ -28,9 +28,7 @@ impl V {
 
 pub fn fmt_num(x: f64) -> String {
     let a = x.abs();
-    if a >= 1000.0 {
-        format!("{:.0}", x)
-    } else if a >= 100.0 {
+    if a >= 100.0 {
         format!("{:.0}", x)
     } else if a >= 10.0 {
         format!("{:.1}", x)
@@ -75,7 +73,10 @@ fn ratio(row: &Row, peer: usize) -> String {
 
 pub fn render(config: &Config, r: &Results) -> String {
     let mut s = String::new();
-    let _ = writeln!(s, "# Benchmarks: distant next to OpenSSH and distant 0.20\n");
+    let _ = writeln!(
+        s,
+        "# Benchmarks: distant next to OpenSSH and distant 0.20\n"
+    );
     let _ = writeln!(
         s,
         "Written by `bench/run` (driver: `bench/driver`). Everything on loopback, \
