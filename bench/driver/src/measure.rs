@@ -538,6 +538,20 @@ async fn distant_api(d: &Distant, path: &str, seq: usize, piped: usize) -> Optio
             json!({"id": id.to_string(), "payload": {"type": "exists", "path": path}})
         )
     };
+    // Its stdio speaks an authentication exchange first (method `none`).
+    stdin
+        .write_all(b"{\"type\":\"auth_initialization_response\",\"methods\":[\"none\"]}\n")
+        .await
+        .ok()?;
+    loop {
+        let l = tokio::time::timeout(Duration::from_secs(10), lines.next_line())
+            .await
+            .ok()?
+            .ok()??;
+        if l.contains("auth_finished") {
+            break;
+        }
+    }
     let mut v = Vec::new();
     let timeout = Duration::from_secs(10);
     for i in 0..seq + 10 {
@@ -1111,6 +1125,7 @@ pub async fn run(cfg: &Config) -> Results {
     let out = "100 MiB of process stdout";
     s.row(out, "MB/s", true, "≥ 500 MB/s",
         "`yes <64-char line> | head -c 100MiB`; ours: `distant-bridge spawn`; distant: `distant spawn`; ssh: `ssh host head …` (fresh)");
+    let mut distant_out_dnf = false;
     let (mc2, mut mn2, _mchild2, mconn2) = bridge_session(cfg, &ours, false).await;
     // Text (what processes print); NUL bytes are a separate row below.
     let cmd_out = format!(
@@ -1188,6 +1203,9 @@ pub async fn run(cfg: &Config) -> Results {
                             eprintln!("distant spawn: {}", o.stderr);
                         }
                     }
+                    if distant_out_dnf {
+                        continue;
+                    }
                     let o = blocking(
                         d.cmd_with_rest(&["spawn"], &["sh", "-c", &cmd_out]),
                         None,
@@ -1198,6 +1216,7 @@ pub async fn run(cfg: &Config) -> Results {
                     if o.ok && o.bytes == 100 * MIB {
                         s.add(out, 1, o.bytes as f64 / o.secs / 1e6);
                     } else {
+                        distant_out_dnf |= o.timed_out;
                         s.text(
                             out,
                             1,
