@@ -592,7 +592,7 @@ async fn distant_api(d: &Distant, path: &str, seq: usize, piped: usize) -> Optio
     Some((v, rate))
 }
 
-/// Latencies (µs) of `ls -d PATH` (one stat) inside one interactive sftp
+/// Latencies (µs) of `ls FILE` (one stat) inside one interactive sftp
 /// session (`-b -`: sftp line-buffers its output, so each answer can be timed).
 async fn sftp_stat(ssh: &Ssh, path: &str, n: usize) -> Option<Vec<f64>> {
     let mut c = Command::new("sftp");
@@ -614,7 +614,8 @@ async fn sftp_stat(ssh: &Ssh, path: &str, n: usize) -> Option<Vec<f64>> {
     let mut child = c.spawn().ok()?;
     let mut stdin = child.stdin.take()?;
     let mut lines = tokio::io::BufReader::new(child.stdout.take()?).lines();
-    let cmd = format!("ls -d {path}\n");
+    // `ls FILE` (sftp has no `ls -d`): one stat, prints the path.
+    let cmd = format!("ls {path}\n");
     let mut v = Vec::with_capacity(n);
     for i in 0..n + 20 {
         let t = Instant::now();
@@ -827,7 +828,7 @@ pub async fn run(cfg: &Config) -> Results {
         "small requests pipelined",
     );
     s.row(p50, "µs", false, "≤ 50 µs",
-        "ours: JSON-RPC via `distant-bridge stdio` → manager; distant: `distant api` JSON lines; ssh: sftp `ls -d` (one stat) in one interactive sftp session");
+        "ours: JSON-RPC via `distant-bridge stdio` → manager; distant: `distant api` JSON lines; ssh: sftp `ls FILE` (one stat) in one interactive sftp session");
     s.row(p99, "µs", false, "", "");
     s.row(
         rate,
@@ -909,7 +910,13 @@ pub async fn run(cfg: &Config) -> Results {
                 }
                 _ => {
                     if let Some(h) = &ssh {
-                        match sftp_stat(h, &probe, if cfg.quick { 200 } else { 1000 }).await {
+                        match sftp_stat(
+                            h,
+                            &format!("{probe}/src-4MiB"),
+                            if cfg.quick { 200 } else { 1000 },
+                        )
+                        .await
+                        {
                             Some(mut v) => {
                                 s.add(p50, 2, pct(&mut v, 0.5));
                                 s.add(p99, 2, pct(&mut v, 0.99));
