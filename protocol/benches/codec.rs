@@ -12,7 +12,12 @@ use criterion::{black_box, criterion_group, criterion_main, BenchmarkId, Criteri
 use distant_protocol::compress::{Compression, CompressionAlgorithm};
 use distant_protocol::crypto::{test_pair, Encryption};
 
-const SIZES: [(usize, &str); 3] = [(64, "64B"), (16 * 1024, "16KiB"), (1024 * 1024, "1MiB")];
+const SIZES: [(usize, &str); 4] = [
+    (64, "64B"),
+    (16 * 1024, "16KiB"),
+    (64 * 1024, "64KiB"),
+    (1024 * 1024, "1MiB"),
+];
 
 fn nonce(n: u64) -> XNonce {
     let mut b = [7u8; 24];
