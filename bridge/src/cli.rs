@@ -664,7 +664,11 @@ async fn stream_process(
 pub async fn spawn(options: &Options, cmd: &[String], pty: bool) -> Result<u8, CliError> {
     let mut session = Session::open(options).await?;
     let connection = session.connection(options.connection.as_deref()).await?;
-    let mut params = json!({"connection": connection, "cmd": cmd});
+    // Output goes to our stdout as raw bytes, so ask for base64: valid
+    // UTF-8 with control bytes would otherwise travel as six-byte JSON
+    // escapes (bench/RESULTS.md: a NUL-heavy stream spent half its CPU
+    // parsing them).
+    let mut params = json!({"connection": connection, "cmd": cmd, "encoding": "base64"});
     if pty {
         let (rows, cols) = terminal_size().unwrap_or((24, 80));
         params["pty"] = json!({"rows": rows, "cols": cols});
