@@ -11,7 +11,8 @@
 //! `fs write` sends stdin in [`WRITE_CHUNK`] pieces (`fs/write` then
 //! `fs/append` to a temporary file renamed over the target at the end).
 //! `fs read` reads the file range by range (`fs/read` with `offset` and
-//! `length`), so a 1 GiB file passes through in bounded memory.
+//! `length`, a few ranges in flight), so a 1 GiB file passes through in
+//! bounded memory.
 
 use std::io::IsTerminal;
 use std::path::PathBuf;
@@ -304,45 +305,57 @@ pub async fn connect(
     Ok(())
 }
 
+/// Ranges of `fs read` in flight at once: enough to keep the link busy
+/// while one range is written out, few enough to keep memory bounded
+/// (each is at most [`WRITE_CHUNK`] bytes, twice over with base64).
+const READ_AHEAD: usize = 3;
+
 /// `fs read PATH`: the file's bytes to stdout, range by range
-/// ([`WRITE_CHUNK`] at a time) so memory stays bounded whatever the size.
-/// A file that changes while it is read (its etag moves) is an error, not
-/// a silently mixed copy.
+/// ([`WRITE_CHUNK`] at a time, [`READ_AHEAD`] in flight) so memory stays
+/// bounded whatever the size. A file that changes while it is read (its
+/// etag moves) is an error, not a silently mixed copy.
 pub async fn fs_read(options: &Options, path: &str) -> Result<(), CliError> {
     let session = Session::open(options).await?;
     let connection = session.connection(options.connection.as_deref()).await?;
+    let read = |offset: u64| {
+        session.call(
+            "fs/read",
+            json!({
+                "connection": connection, "path": path, "encoding": "base64",
+                "offset": offset, "length": WRITE_CHUNK,
+            }),
+        )
+    };
     let mut out = tokio::io::stdout();
-    let mut offset: u64 = 0;
-    let mut etag: Option<String> = None;
+    // The first range tells the size and the etag the others must match.
+    let first = read(0).await?;
+    let size = first.get("size").and_then(Value::as_u64).unwrap_or(0);
+    let etag = first.get("etag").and_then(Value::as_str).map(str::to_owned);
+    let bytes = decode_data(&first)?;
+    out.write_all(&bytes)
+        .await
+        .map_err(io_error("cannot write to stdout"))?;
+    let mut next = bytes.len() as u64;
+    let mut in_flight = futures::stream::FuturesOrdered::new();
     loop {
-        let result = session
-            .call(
-                "fs/read",
-                json!({
-                    "connection": connection, "path": path, "encoding": "base64",
-                    "offset": offset, "length": WRITE_CHUNK,
-                }),
-            )
-            .await?;
-        let bytes = decode_data(&result)?;
-        let size = result.get("size").and_then(Value::as_u64).unwrap_or(0);
-        let this_etag = result
-            .get("etag")
-            .and_then(Value::as_str)
-            .map(str::to_owned);
-        if etag.is_some() && etag != this_etag {
+        while in_flight.len() < READ_AHEAD && next < size && !bytes.is_empty() {
+            in_flight.push_back(read(next));
+            next += WRITE_CHUNK as u64;
+        }
+        let Some(result) = futures::StreamExt::next(&mut in_flight).await else {
+            break;
+        };
+        let result = result?;
+        let this_etag = result.get("etag").and_then(Value::as_str);
+        if this_etag != etag.as_deref() {
             return Err(CliError::new(format!(
                 "{path} changed on the remote while it was being read; run the command again"
             )));
         }
-        etag = this_etag;
+        let bytes = decode_data(&result)?;
         out.write_all(&bytes)
             .await
             .map_err(io_error("cannot write to stdout"))?;
-        offset += bytes.len() as u64;
-        if bytes.is_empty() || offset >= size {
-            break;
-        }
     }
     out.flush()
         .await

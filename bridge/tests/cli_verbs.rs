@@ -70,6 +70,18 @@ async fn connect_fs_spawn_status_round_trip() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "a.txt");
 
+    // Bigger than one range (4 MiB) and not a multiple of it: the read is
+    // assembled from several ranges in flight, in order, byte for byte.
+    let big_text: String = (0..700_000).map(|i| format!("line {i:07}\n")).collect();
+    let big = scratch.0.join("big.txt");
+    std::fs::write(&big, &big_text).unwrap();
+    let big = big.to_string_lossy().into_owned();
+    let (code, out, err) = run(with(&["fs", "read", &big]), b"").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out.len(), big_text.len(), "size differs");
+    assert!(out == big_text, "content differs");
+    std::fs::remove_file(&big).unwrap();
+
     let (code, out, err) = run(
         with(&["spawn", "--", "sh", "-c", "echo out; echo err >&2; exit 7"]),
         b"",
