@@ -59,13 +59,13 @@ async fn connect_fs_spawn_status_round_trip() {
     let id = id.trim().to_owned();
     assert!(!id.is_empty());
 
-    let file = scratch.0.join("a.txt").to_string_lossy().into_owned();
+    let file = scratch.path().join("a.txt").to_string_lossy().into_owned();
     let (code, _, err) = run(with(&["fs", "write", &file]), b"hello\x00bytes").await;
     assert_eq!(code, 0, "{err}");
     let (code, out, err) = run(with(&["fs", "read", &file]), b"").await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.as_bytes(), b"hello\x00bytes");
-    let dir = scratch.0.to_string_lossy().into_owned();
+    let dir = scratch.path().to_string_lossy().into_owned();
     let (code, out, err) = run(with(&["--connection", &id, "fs", "ls", &dir]), b"").await;
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.trim(), "a.txt");
@@ -73,7 +73,7 @@ async fn connect_fs_spawn_status_round_trip() {
     // Bigger than one range (4 MiB) and not a multiple of it: the read is
     // assembled from several ranges in flight, in order, byte for byte.
     let big_text: String = (0..700_000).map(|i| format!("line {i:07}\n")).collect();
-    let big = scratch.0.join("big.txt");
+    let big = scratch.path().join("big.txt");
     std::fs::write(&big, &big_text).unwrap();
     let big = big.to_string_lossy().into_owned();
     let (code, out, err) = run(with(&["fs", "read", &big]), b"").await;

@@ -9,9 +9,10 @@
 //! - [`wait_until`]: polling with a deadline instead of fixed sleeps.
 //! - [`workspace_bin`]: the path of a workspace binary (built on demand),
 //!   for tests that run the real `distant-server` / `distant-bridge`.
+//! - [`TempDir`]: a scratch directory removed on drop.
 
 use std::net::SocketAddr;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 use std::time::Duration;
@@ -278,4 +279,41 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
 
 fn env_cargo() -> String {
     std::env::var("CARGO").unwrap_or_else(|_| "cargo".into())
+}
+
+/// A fresh directory under the system temp dir, removed on drop. Its path
+/// is canonical (symlinks resolved) so it compares equal to paths a server
+/// reports back.
+pub struct TempDir(PathBuf);
+
+impl TempDir {
+    /// Creates `distant-TAG-<pid>-<n>` (unique within and across runs).
+    pub fn new(tag: &str) -> Self {
+        static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = NEXT.fetch_add(1, Ordering::Relaxed);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map_or(0, |d| d.subsec_nanos());
+        let p = std::env::temp_dir().join(format!(
+            "distant-{tag}-{}-{n}-{nanos:x}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&p).expect("create temp dir");
+        Self(p.canonicalize().expect("canonicalize temp dir"))
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.0
+    }
+
+    /// `path/p` as a string, the form the bridge API takes.
+    pub fn join(&self, p: &str) -> String {
+        self.0.join(p).to_string_lossy().into_owned()
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }

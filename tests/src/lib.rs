@@ -85,29 +85,7 @@ fn target_dir() -> PathBuf {
         .unwrap_or_else(std::env::temp_dir)
 }
 
-/// A fresh directory, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let n: u64 = rand::random();
-        let p = std::env::temp_dir().join(format!("distant-e2e-{tag}-{n:016x}"));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        Self(p.canonicalize().expect("canonicalize"))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, p: &str) -> String {
-        self.0.join(p).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use distant_testkit::TempDir;
 
 /// A real `distant-server listen` on 127.0.0.1; killed on drop.
 pub struct Server {

@@ -6,7 +6,7 @@
 #![allow(dead_code)]
 
 use std::io::BufRead;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
 use std::sync::Arc;
 use std::time::Duration;
@@ -26,30 +26,7 @@ pub fn server_binary() -> PathBuf {
     distant_testkit::workspace_bin("distant-server", "distant-server")
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct TempDir(PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let n: u64 = rand::random();
-        let p = std::env::temp_dir().join(format!("distant-api-{tag}-{n:016x}"));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        // Resolve symlinks (macOS /tmp) so paths compare equal.
-        Self(p.canonicalize().expect("canonicalize"))
-    }
-    pub fn path(&self) -> &Path {
-        &self.0
-    }
-    pub fn join(&self, p: &str) -> String {
-        self.0.join(p).to_string_lossy().into_owned()
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use distant_testkit::TempDir;
 
 pub fn new_api() -> Arc<Api> {
     Api::new(ApiOptions {

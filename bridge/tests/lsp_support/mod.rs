@@ -40,43 +40,35 @@ pub fn require(program: &str) {
     );
 }
 
-/// A fresh directory under the system temp dir, removed on drop.
-pub struct Project(PathBuf);
+/// A scratch project directory (removed on drop) with helpers for the
+/// editor-side and remote-side URIs of its files.
+pub struct Project(distant_testkit::TempDir);
 
 impl Project {
     pub fn new(tag: &str) -> Self {
-        let n: u64 = rand::random();
-        let p = std::env::temp_dir().join(format!("distant-lsp-{tag}-{n:016x}"));
-        std::fs::create_dir_all(&p).expect("create project dir");
-        Self(p.canonicalize().expect("canonicalize"))
+        Self(distant_testkit::TempDir::new(&format!("lsp-{tag}")))
     }
     pub fn path(&self) -> &Path {
-        &self.0
+        self.0.path()
     }
     /// Writes `rel` with `text`; returns its absolute path.
     pub fn write(&self, rel: &str, text: &str) -> String {
-        let p = self.0.join(rel);
+        let p = self.path().join(rel);
         std::fs::write(&p, text).expect("write project file");
         p.display().to_string()
     }
     /// The editor-side URI of `rel` (`distant://AUTHORITY/ABS`).
     pub fn uri(&self, authority: &str, rel: &str) -> String {
         let p = if rel.is_empty() {
-            self.0.clone()
+            self.path().to_path_buf()
         } else {
-            self.0.join(rel)
+            self.path().join(rel)
         };
         format!("distant://{authority}{}", p.display())
     }
     /// The remote-side URI of `rel`.
     pub fn file_uri(&self, rel: &str) -> String {
-        format!("file://{}", self.0.join(rel).display())
-    }
-}
-
-impl Drop for Project {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
+        format!("file://{}", self.path().join(rel).display())
     }
 }
 

@@ -20,26 +20,7 @@ use distant_bridge::framing::{Frame, LspCodec};
 
 pub const BIN: &str = env!("CARGO_BIN_EXE_distant-bridge");
 
-/// A directory removed on drop.
-pub struct TempDir(pub PathBuf);
-
-impl TempDir {
-    pub fn new(tag: &str) -> Self {
-        let p = std::env::temp_dir().join(format!(
-            "db-{tag}-{}-{}",
-            std::process::id(),
-            hex::encode(rand::random::<[u8; 4]>())
-        ));
-        std::fs::create_dir_all(&p).expect("create temp dir");
-        Self(p)
-    }
-}
-
-impl Drop for TempDir {
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.0);
-    }
-}
+pub use distant_testkit::TempDir;
 
 /// One test's environment: its own XDG_RUNTIME_DIR. Kills every manager it
 /// saw when dropped.
@@ -59,7 +40,7 @@ impl Env {
     }
 
     pub fn dir(&self) -> PathBuf {
-        self.runtime.0.join("distant")
+        self.runtime.path().join("distant")
     }
     pub fn socket(&self) -> PathBuf {
         self.dir().join("manager.sock")
@@ -83,7 +64,7 @@ impl Env {
     pub fn command(&self, args: &[&str]) -> Command {
         let mut c = Command::new(BIN);
         c.args(args)
-            .env("XDG_RUNTIME_DIR", &self.runtime.0)
+            .env("XDG_RUNTIME_DIR", self.runtime.path())
             .env(
                 "DISTANT_BRIDGE_MANAGER_IDLE_EXIT",
                 self.idle_exit.to_string(),
