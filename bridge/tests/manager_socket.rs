@@ -61,7 +61,8 @@ async fn a_non_private_existing_dir_is_refused() {
 async fn a_symlinked_dir_is_refused() {
     let env = Env::new("link");
     let elsewhere = TempDir::new("elsewhere");
-    std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    std::fs::set_permissions(elsewhere.path(), std::fs::Permissions::from_mode(0o700))
+        .expect("chmod");
     std::os::unix::fs::symlink(elsewhere.path(), env.dir()).expect("symlink");
     let (code, _, err) = env.run(&["status"], b"").await;
     assert_ne!(code, 0);

@@ -23,6 +23,7 @@
 pub mod errors;
 pub mod fs;
 pub mod limits;
+mod registry;
 pub mod reply;
 pub mod session;
 mod sync;

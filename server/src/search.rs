@@ -7,11 +7,9 @@
 // Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
-use crate::sync::lock;
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use distant_protocol::msg::{ErrorKind, Reply, SearchMatch, SearchQuery, SearchTarget, Submatch};
@@ -22,6 +20,7 @@ use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch}
 use ignore::WalkBuilder;
 
 use crate::limits::Limits;
+use crate::registry::Registry;
 use crate::reply::ReplySink;
 
 /// A batch of results is sent once it holds this many matches...
@@ -36,14 +35,8 @@ pub struct Searches {
 
 struct Shared {
     limits: Limits,
-    table: Mutex<Table>,
-    closing: AtomicBool,
-}
-
-#[derive(Default)]
-struct Table {
-    last_id: u64,
-    running: HashMap<u64, Arc<AtomicBool>>,
+    /// Running searches and their cancel flags.
+    running: Registry<Arc<AtomicBool>>,
 }
 
 impl Searches {
@@ -51,8 +44,7 @@ impl Searches {
         Self {
             shared: Arc::new(Shared {
                 limits,
-                table: Mutex::new(Table::default()),
-                closing: AtomicBool::new(false),
+                running: Registry::new("search"),
             }),
         }
     }
@@ -60,33 +52,28 @@ impl Searches {
     /// Validates `query` and starts it on a blocking thread → `SearchStarted`
     /// (or an error); results and `SearchDone` then stream through `sink`.
     pub async fn start(&self, query: SearchQuery, sink: ReplySink) -> Reply {
-        if self.shared.closing.load(Ordering::SeqCst) {
-            return Reply::error(
-                ErrorKind::Other,
-                "the session is closing; no new search can start",
-            );
+        if let Err(reply) = self.shared.running.check_open() {
+            return reply;
         }
         let plan = match Plan::new(query) {
             Ok(p) => p,
             Err(reply) => return reply,
         };
         let cancel = Arc::new(AtomicBool::new(false));
-        let id = {
-            let mut table = lock(&self.shared.table);
-            let max = self.shared.limits.max_searches;
-            if table.running.len() >= max {
-                return Reply::error(
-                    ErrorKind::LimitExceeded,
-                    format!(
-                        "this session already runs {max} searches, the most allowed; cancel one \
-                         or wait for one to finish, or start the server with a higher --max-searches"
-                    ),
-                );
-            }
-            table.last_id += 1;
-            let id = table.last_id;
-            table.running.insert(id, cancel.clone());
-            id
+        let max = self.shared.limits.max_searches;
+        let admitted = self.shared.running.admit(
+            max,
+            || {
+                format!(
+                    "this session already runs {max} searches, the most allowed; cancel one \
+                     or wait for one to finish, or start the server with a higher --max-searches"
+                )
+            },
+            cancel.clone(),
+        );
+        let id = match admitted {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
         let handle = tokio::runtime::Handle::current();
         let shared = self.shared.clone();
@@ -120,14 +107,14 @@ impl Searches {
                         error,
                     };
                     run.flush();
-                    lock(&shared.table).running.remove(&id);
+                    shared.running.remove(id);
                     if !run.gone {
                         run.handle.block_on(run.sink.send(done));
                     }
                 }
             });
         if let Err(e) = spawned {
-            lock(&shared.table).running.remove(&id);
+            shared.running.remove(id);
             return Reply::error(ErrorKind::Other, format!("cannot start the search: {e}"));
         }
         Reply::SearchStarted { search: id }
@@ -135,29 +122,25 @@ impl Searches {
 
     /// Stops a running search; it still ends with `SearchDone`.
     pub async fn cancel(&self, search: u64) -> Reply {
-        let table = lock(&self.shared.table);
-        match table.running.get(&search) {
-            Some(flag) => {
-                flag.store(true, Ordering::SeqCst);
-                Reply::Ok
-            }
-            // Finished already: nothing to stop.
-            None if search > 0 && search <= table.last_id => Reply::Ok,
-            None => Reply::error(
-                ErrorKind::InvalidParams,
-                format!("no search {search} in this session"),
-            ),
+        // A search that finished already has nothing to stop.
+        match self
+            .shared
+            .running
+            .with_live(search, |flag| flag.store(true, Ordering::SeqCst))
+        {
+            Ok(_) => Reply::Ok,
+            Err(reply) => reply,
         }
     }
 
     /// The session ended: cancel every search and wait briefly for them.
     pub async fn shutdown(&self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
-        for flag in lock(&self.shared.table).running.values() {
-            flag.store(true, Ordering::SeqCst);
-        }
+        self.shared.running.close();
+        self.shared
+            .running
+            .for_each(|flag| flag.store(true, Ordering::SeqCst));
         let deadline = Instant::now() + Duration::from_secs(2);
-        while !lock(&self.shared.table).running.is_empty() && Instant::now() < deadline {
+        while !self.shared.running.is_empty() && Instant::now() < deadline {
             tokio::time::sleep(Duration::from_millis(10)).await;
         }
     }

@@ -10,11 +10,10 @@
 // Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
 #![allow(clippy::result_large_err)]
 
-use crate::sync::lock;
-use std::collections::{HashMap, HashSet};
+use std::collections::HashSet;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use distant_protocol::msg::{Change, ChangeKind, ErrorKind, Reply};
@@ -25,6 +24,7 @@ use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::limits::Limits;
+use crate::registry::Registry;
 use crate::reply::ReplySink;
 
 /// Events are collected this long after the first one of a batch.
@@ -42,15 +42,8 @@ pub struct Watches {
 
 struct Shared {
     limits: Limits,
-    table: Mutex<Table>,
-    closing: AtomicBool,
-}
-
-#[derive(Default)]
-struct Table {
-    last_id: u64,
-    /// Sending (or dropping) stops the watch.
-    watches: HashMap<u64, oneshot::Sender<()>>,
+    /// Live watches; sending (or dropping) the sender stops the watch.
+    watches: Registry<oneshot::Sender<()>>,
 }
 
 type EventTx = mpsc::Sender<notify::Result<Event>>;
@@ -60,8 +53,7 @@ impl Watches {
         Self {
             shared: Arc::new(Shared {
                 limits,
-                table: Mutex::new(Table::default()),
-                closing: AtomicBool::new(false),
+                watches: Registry::new("watch"),
             }),
         }
     }
@@ -86,11 +78,8 @@ impl Watches {
         sink: ReplySink,
         force_poll: bool,
     ) -> Reply {
-        if self.shared.closing.load(Ordering::SeqCst) {
-            return Reply::error(
-                ErrorKind::Other,
-                "the session is closing; no new watch can start",
-            );
+        if let Err(reply) = self.shared.watches.check_open() {
+            return reply;
         }
         if path.is_empty() {
             return Reply::error(ErrorKind::InvalidParams, "the path to watch is empty");
@@ -113,22 +102,20 @@ impl Watches {
         };
 
         let (stop_tx, stop_rx) = oneshot::channel();
-        let id = {
-            let mut table = lock(&self.shared.table);
-            let max = self.shared.limits.max_watches;
-            if table.watches.len() >= max {
-                return Reply::error(
-                    ErrorKind::LimitExceeded,
-                    format!(
-                        "this session already has {max} watches, the most allowed; unwatch some, \
-                         or start the server with a higher --max-watches"
-                    ),
-                );
-            }
-            table.last_id += 1;
-            let id = table.last_id;
-            table.watches.insert(id, stop_tx);
-            id
+        let max = self.shared.limits.max_watches;
+        let admitted = self.shared.watches.admit(
+            max,
+            || {
+                format!(
+                    "this session already has {max} watches, the most allowed; unwatch some, \
+                     or start the server with a higher --max-watches"
+                )
+            },
+            stop_tx,
+        );
+        let id = match admitted {
+            Ok(id) => id,
+            Err(reply) => return reply,
         };
 
         let (tx, rx) = mpsc::channel(EVENT_QUEUE);
@@ -152,7 +139,7 @@ impl Watches {
         let watcher = match made {
             Ok(w) => w,
             Err(e) => {
-                lock(&self.shared.table).watches.remove(&id);
+                self.shared.watches.remove(id);
                 return notify_reply(&e, &path);
             }
         };
@@ -173,26 +160,22 @@ impl Watches {
 
     /// Stops a watch; its stream ends with `Unwatched { error: None }`.
     pub async fn unwatch(&self, watch: u64) -> Reply {
-        let mut table = lock(&self.shared.table);
-        match table.watches.remove(&watch) {
-            Some(stop) => {
-                let _ = stop.send(());
+        // A watch that ended already (its path vanished) has nothing to stop.
+        match self.shared.watches.take(watch) {
+            Ok(stop) => {
+                if let Some(stop) = stop {
+                    let _ = stop.send(());
+                }
                 Reply::Ok
             }
-            // Ended already (its path vanished): nothing to stop.
-            None if watch > 0 && watch <= table.last_id => Reply::Ok,
-            None => Reply::error(
-                ErrorKind::InvalidParams,
-                format!("no watch {watch} in this session"),
-            ),
+            Err(reply) => reply,
         }
     }
 
     /// The session ended: stop every watch.
     pub async fn shutdown(&self) {
-        self.shared.closing.store(true, Ordering::SeqCst);
-        let stops: Vec<_> = lock(&self.shared.table).watches.drain().collect();
-        for (_, stop) in stops {
+        self.shared.watches.close();
+        for stop in self.shared.watches.drain() {
             let _ = stop.send(());
         }
     }
@@ -359,7 +342,7 @@ impl WatchTask {
             }
         };
         drop(self.watcher);
-        lock(&self.shared.table).watches.remove(&self.id);
+        self.shared.watches.remove(self.id);
         if let Some(error) = &end {
             tracing::info!(watch = self.id, "watch ended: {error}");
         }
