@@ -2,115 +2,17 @@
 //! not, excludes, unwatch, a vanished root, and the per-session limit.
 //! Every wait has a deadline; absence is shown with a later sentinel event.
 
-use std::path::{Path, PathBuf};
+mod watching;
+
+use std::path::Path;
 use std::time::Duration;
 
-use distant_protocol::msg::{Change, ChangeKind, ErrorKind, Reply, Response, ResponsePayload};
+use distant_protocol::msg::{ChangeKind, ErrorKind, Reply};
 use distant_server::limits::Limits;
 use distant_server::reply::ReplySink;
 use distant_server::watch::Watches;
-use tokio::sync::mpsc;
-use tokio::time::{timeout_at, Instant};
-
-const WAIT: Duration = Duration::from_secs(10);
-
-fn reply(r: Response) -> Reply {
-    match r.payload {
-        ResponsePayload::Single(r) => r,
-        ResponsePayload::Batch(b) => panic!("unexpected batch {b:?}"),
-    }
-}
-
-struct Watched {
-    id: u64,
-    rx: mpsc::Receiver<Response>,
-    seen: Vec<Change>,
-}
-
-async fn watch(w: &Watches, root: &Path, recursive: bool, exclude: &[&str]) -> Watched {
-    let (sink, rx) = ReplySink::channel(1, 64);
-    let exclude = exclude.iter().map(|s| s.to_string()).collect();
-    match w
-        .watch(
-            root.to_string_lossy().into_owned(),
-            recursive,
-            exclude,
-            sink,
-        )
-        .await
-    {
-        Reply::Watching { watch } => Watched {
-            id: watch,
-            rx,
-            seen: Vec::new(),
-        },
-        other => panic!("watch failed: {other:?}"),
-    }
-}
-
-impl Watched {
-    /// Waits until a change satisfying `pred` arrives; returns it.
-    async fn wait_for(&mut self, what: &str, pred: impl Fn(&Change) -> bool) -> Change {
-        if let Some(c) = self.seen.iter().find(|c| pred(c)) {
-            return c.clone();
-        }
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let r = timeout_at(deadline, self.rx.recv())
-                .await
-                .unwrap_or_else(|_| panic!("no {what} within {WAIT:?}; saw {:?}", self.seen))
-                .expect("watch stream ended");
-            match reply(r) {
-                Reply::Changes { watch, changes } => {
-                    assert_eq!(watch, self.id);
-                    assert!(!changes.is_empty());
-                    for c in changes {
-                        assert!(Path::new(&c.path).is_absolute(), "{c:?}");
-                        let hit = pred(&c);
-                        self.seen.push(c.clone());
-                        if hit {
-                            return c;
-                        }
-                    }
-                }
-                other => panic!("unexpected {other:?} while waiting for {what}"),
-            }
-        }
-    }
-
-    fn saw_path(&self, path: &Path) -> bool {
-        self.seen
-            .iter()
-            .any(|c| Path::new(&c.path) == path || c.to.as_deref().map(Path::new) == Some(path))
-    }
-
-    /// Reads until the terminal Unwatched; returns its error.
-    async fn ended(&mut self) -> Option<String> {
-        let deadline = Instant::now() + WAIT;
-        loop {
-            let r = timeout_at(deadline, self.rx.recv())
-                .await
-                .expect("watch did not end")
-                .expect("stream closed without Unwatched");
-            match reply(r) {
-                Reply::Changes { changes, .. } => self.seen.extend(changes),
-                Reply::Unwatched { watch, error } => {
-                    assert_eq!(watch, self.id);
-                    return error;
-                }
-                other => panic!("unexpected {other:?}"),
-            }
-        }
-    }
-}
-
-fn is(kind: ChangeKind, path: &Path) -> impl Fn(&Change) -> bool + '_ {
-    move |c| c.kind == kind && Path::new(&c.path) == path
-}
-
-fn root(dir: &tempfile::TempDir) -> PathBuf {
-    dir.path().canonicalize().unwrap()
-}
+use tokio::time::Instant;
+use watching::{is, root, watch, WAIT};
 
 #[tokio::test(flavor = "multi_thread")]
 async fn create_modify_delete_rename() {

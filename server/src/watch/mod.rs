@@ -5,10 +5,12 @@
 //! `Unwatched` (after `unwatch`, or with an error when the watched path
 //! vanished or the watch failed). When events were lost (queue overflow or
 //! a rescan notice) a `Modified` change of the watched root tells the
-//! client to look again.
+//! client to look again. Watches share inotify instances (see [`hub`]).
 
 // Errors are the protocol's `Reply`, built once per request: boxing buys nothing.
 #![allow(clippy::result_large_err)]
+
+mod hub;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -19,13 +21,14 @@ use std::time::Duration;
 use distant_protocol::msg::{Change, ChangeKind, ErrorKind, Reply};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use notify::event::{EventKind, ModifyKind, RenameMode};
-use notify::{Event, PollWatcher, RecommendedWatcher, RecursiveMode, Watcher};
+use notify::{Event, PollWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::reply::ReplySink;
+use hub::{EventTx, Hub};
 
 /// Events are collected this long after the first one of a batch.
 const DEBOUNCE: Duration = Duration::from_millis(75);
@@ -44,9 +47,9 @@ struct Shared {
     limits: Limits,
     /// Live watches; sending (or dropping) the sender stops the watch.
     watches: Registry<oneshot::Sender<()>>,
+    /// The session's inotify instances.
+    hub: Hub,
 }
-
-type EventTx = mpsc::Sender<notify::Result<Event>>;
 
 impl Watches {
     pub fn new(limits: Limits) -> Self {
@@ -54,6 +57,7 @@ impl Watches {
             shared: Arc::new(Shared {
                 limits,
                 watches: Registry::new("watch"),
+                hub: Hub::default(),
             }),
         }
     }
@@ -128,7 +132,8 @@ impl Watches {
         // A recursive watch walks the whole tree: keep it off the runtime.
         let made = tokio::task::spawn_blocking({
             let (root, tx, overflow) = (root.clone(), tx.clone(), overflow.clone());
-            move || make_watcher(&root, mode, &tx, &overflow, force_poll)
+            let shared = self.shared.clone();
+            move || source(&shared.hub, id, &root, mode, &tx, &overflow, force_poll)
         })
         .await
         .unwrap_or_else(|e| {
@@ -136,8 +141,8 @@ impl Watches {
                 "the watch could not start: {e}"
             )))
         });
-        let watcher = match made {
-            Ok(w) => w,
+        let source = match made {
+            Ok(source) => source,
             Err(e) => {
                 self.shared.watches.remove(id);
                 return notify_reply(&e, &path);
@@ -148,7 +153,7 @@ impl Watches {
             root,
             mode,
             exclude,
-            watcher,
+            source,
             tx,
             overflow,
             sink,
@@ -206,18 +211,32 @@ fn handler(
     }
 }
 
-fn make_watcher(
+/// Where a watch's raw events come from.
+enum Source {
+    /// A root registered in one of the session's shared inotify instances.
+    Native,
+    /// A watcher of its own that polls (inotify limits were reached).
+    Polled(Box<dyn Watcher + Send>),
+}
+
+fn source(
+    hub: &Hub,
+    id: u64,
     root: &Path,
     mode: RecursiveMode,
     tx: &EventTx,
     overflow: &Arc<AtomicBool>,
     force_poll: bool,
-) -> notify::Result<Box<dyn Watcher + Send>> {
+) -> notify::Result<Source> {
     if !force_poll {
-        let native = RecommendedWatcher::new(handler(tx, overflow), notify::Config::default())
-            .and_then(|mut w| w.watch(root, mode).map(|()| w));
-        match native {
-            Ok(w) => return Ok(Box::new(w)),
+        match hub.subscribe(
+            id,
+            root,
+            matches!(mode, RecursiveMode::Recursive),
+            tx,
+            overflow,
+        ) {
+            Ok(()) => return Ok(Source::Native),
             Err(e) if is_limit(&e) => {
                 tracing::warn!(
                     "cannot watch {} with inotify ({e}); polling it every {POLL_INTERVAL:?} instead. \
@@ -228,7 +247,7 @@ fn make_watcher(
             Err(e) => return Err(e),
         }
     }
-    poll_watcher(root, mode, tx, overflow)
+    poll_watcher(root, mode, tx, overflow).map(Source::Polled)
 }
 
 fn poll_watcher(
@@ -256,7 +275,7 @@ struct WatchTask {
     root: PathBuf,
     mode: RecursiveMode,
     exclude: Option<GlobSet>,
-    watcher: Box<dyn Watcher + Send>,
+    source: Source,
     tx: EventTx,
     overflow: Arc<AtomicBool>,
     sink: ReplySink,
@@ -299,8 +318,11 @@ impl WatchTask {
                             "inotify limit reached while watching {} ({e}); polling it every {POLL_INTERVAL:?} instead",
                             self.root.display()
                         );
+                        if matches!(self.source, Source::Native) {
+                            self.release_native().await;
+                        }
                         match poll_watcher(&self.root, self.mode, &self.tx, &self.overflow) {
-                            Ok(w) => self.watcher = w,
+                            Ok(w) => self.source = Source::Polled(w),
                             Err(e) => break Some(format!("cannot keep watching {}: {e}", self.root.display())),
                         }
                         self.overflow.store(true, Ordering::SeqCst);
@@ -333,15 +355,17 @@ impl WatchTask {
                     if std::mem::take(&mut rearm) {
                         // The watched file was replaced (e.g. an atomic save):
                         // watch the new one.
-                        let _ = self.watcher.unwatch(&self.root);
-                        if let Err(e) = self.watcher.watch(&self.root, self.mode) {
+                        if let Err(e) = self.rearm().await {
                             break Some(format!("cannot keep watching {}: {e}", self.root.display()));
                         }
                     }
                 }
             }
         };
-        drop(self.watcher);
+        match std::mem::replace(&mut self.source, Source::Native) {
+            Source::Native => self.release_native().await,
+            Source::Polled(watcher) => drop(watcher),
+        }
         self.shared.watches.remove(self.id);
         if let Some(error) = &end {
             tracing::info!(watch = self.id, "watch ended: {error}");
@@ -352,6 +376,27 @@ impl WatchTask {
                 error: end,
             })
             .await;
+    }
+
+    /// Leaves the shared inotify instance. Off the runtime: the hub may be
+    /// busy walking another watch's tree.
+    fn release_native(&self) -> impl std::future::Future<Output = ()> + Send + 'static {
+        let (shared, id) = (self.shared.clone(), self.id);
+        async move {
+            let _ = tokio::task::spawn_blocking(move || shared.hub.unsubscribe(id)).await;
+        }
+    }
+
+    /// Watches the root again after it was replaced.
+    async fn rearm(&mut self) -> notify::Result<()> {
+        if let Source::Polled(watcher) = &mut self.source {
+            let _ = watcher.unwatch(&self.root);
+            return watcher.watch(&self.root, self.mode);
+        }
+        let (shared, id) = (self.shared.clone(), self.id);
+        tokio::task::spawn_blocking(move || shared.hub.rearm(id))
+            .await
+            .unwrap_or_else(|e| Err(notify::Error::generic(&e.to_string())))
     }
 
     /// Sends the pending changes; `false` when the session is gone.
