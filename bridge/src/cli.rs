@@ -8,8 +8,8 @@
 //! `reconnecting` (the API lists connections in the order they were made).
 //!
 //! Streaming: `spawn` and `shell` write process output as it arrives;
-//! `fs write` sends stdin in [`WRITE_CHUNK`] pieces (`fs/write` then
-//! `fs/append` to a temporary file renamed over the target at the end).
+//! `fs write` sends stdin in [`WRITE_CHUNK`] pieces into one chunked write
+//! (`fs/writeStart`, `fs/writeChunk`, `fs/writeFinish`), atomic on the remote.
 //! `fs read` reads the file range by range (`fs/read` with `offset` and
 //! `length`, a few ranges in flight), so a 1 GiB file passes through in
 //! bounded memory.
@@ -385,54 +385,63 @@ async fn fill<R: tokio::io::AsyncRead + Unpin>(
 }
 
 /// `fs write PATH`: stdin to the file. Up to [`WRITE_CHUNK`] bytes go in one
-/// atomic `fs/write` (permissions kept). Larger input is streamed: `fs/write`
-/// then `fs/append` to `PATH.distant-upload-RANDOM`, renamed over `PATH` at
-/// the end (atomic, but the file gets default permissions); the temporary
-/// file is removed on failure.
+/// atomic `fs/write`. Larger input is streamed into a chunked write
+/// (`fs/writeStart`, `fs/writeChunk` per piece while the next piece is
+/// read, `fs/writeFinish`): just as atomic, and the file keeps its
+/// permissions; on failure the write is aborted and the file is untouched.
 pub async fn fs_write(options: &Options, path: &str) -> Result<(), CliError> {
     let session = Session::open(options).await?;
     let connection = session.connection(options.connection.as_deref()).await?;
     let mut stdin = tokio::io::stdin();
     let mut buf = Vec::with_capacity(WRITE_CHUNK);
-    let more = fill(&mut stdin, &mut buf).await?;
-    let write = |target: &str, data: &[u8]| json!({"connection": connection, "path": target, "data": B64.encode(data), "encoding": "base64"});
+    let mut more = fill(&mut stdin, &mut buf).await?;
     if !more {
-        session.call("fs/write", write(path, &buf)).await?;
+        let params = json!({"connection": connection, "path": path, "data": B64.encode(&buf), "encoding": "base64"});
+        session.call("fs/write", params).await?;
         return Ok(());
     }
-    let tmp = format!(
-        "{path}.distant-upload-{}",
-        hex::encode(rand::random::<[u8; 6]>())
-    );
+    let started = session
+        .call(
+            "fs/writeStart",
+            json!({"connection": connection, "path": path}),
+        )
+        .await?;
+    let Some(write) = started.get("write").and_then(Value::as_str) else {
+        return Err(CliError::new(format!(
+            "the bridge answered fs/writeStart without a write id: {started}"
+        )));
+    };
+    let end = || json!({"connection": connection, "write": write});
     let streamed = async {
-        let mut first = write(&tmp, &buf);
-        first["overwrite"] = Value::Bool(false);
-        first["atomic"] = Value::Bool(false);
-        session.call("fs/write", first).await?;
+        let mut offset = 0u64;
+        let mut next = Vec::with_capacity(WRITE_CHUNK);
         loop {
-            let more = fill(&mut stdin, &mut buf).await?;
-            if !buf.is_empty() {
-                session.call("fs/append", write(&tmp, &buf)).await?;
-            }
-            if !more {
+            let chunk = json!({
+                "connection": connection, "write": write, "offset": offset,
+                "data": B64.encode(&buf), "encoding": "base64",
+            });
+            offset += buf.len() as u64;
+            if more {
+                // Read the next piece while this one is on its way.
+                let (sent, read) = tokio::join!(
+                    session.call("fs/writeChunk", chunk),
+                    fill(&mut stdin, &mut next)
+                );
+                sent?;
+                more = read?;
+                std::mem::swap(&mut buf, &mut next);
+            } else {
+                if !buf.is_empty() {
+                    session.call("fs/writeChunk", chunk).await?;
+                }
                 break;
             }
         }
-        session
-            .call(
-                "fs/rename",
-                json!({"connection": connection, "src": tmp, "dst": path, "overwrite": true}),
-            )
-            .await
+        session.call("fs/writeFinish", end()).await
     }
     .await;
     if let Err(e) = streamed {
-        let _ = session
-            .call(
-                "fs/remove",
-                json!({"connection": connection, "path": tmp, "force": true}),
-            )
-            .await;
+        let _ = session.call("fs/writeAbort", end()).await;
         return Err(e);
     }
     Ok(())

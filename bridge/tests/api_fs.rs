@@ -530,3 +530,133 @@ async fn twenty_mib_write_and_read_take_the_chunked_path() {
         .unwrap();
     assert!(back == bytes, "read content differs");
 }
+
+/// Names in `dir` that look like a write's temporary file.
+fn temp_files(dir: &std::path::Path) -> Vec<String> {
+    std::fs::read_dir(dir)
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".distant-"))
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn chunked_writes_are_atomic_owned_and_aborted_with_their_peer() {
+    use std::os::unix::fs::PermissionsExt;
+    let dir = TempDir::new("chunked");
+    let api = new_api();
+    let p = peer(&api);
+    let other = peer(&api);
+    let c = p.connect_local().await;
+    let path = dir.join("target.bin");
+    std::fs::write(&path, b"old").unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o640)).unwrap();
+    let etag = p
+        .call("fs/read", json!({"connection": c, "path": path}))
+        .await["etag"]
+        .clone();
+
+    // 9 MiB in three pieces sent last first: nothing shows until finish,
+    // then all of it, with the file's mode kept.
+    let bytes: Vec<u8> = (0..9u32 * 1024 * 1024).map(|i| (i % 251) as u8).collect();
+    let w = p
+        .call(
+            "fs/writeStart",
+            json!({"connection": c, "path": path, "ifEtag": etag}),
+        )
+        .await;
+    let write = w["write"].as_str().unwrap().to_string();
+    let e = other
+        .fail(
+            "fs/writeChunk",
+            json!({"connection": c, "write": write, "offset": 0, "data": "x"}),
+        )
+        .await;
+    assert_eq!(e.kind, ErrorKind::NotFound, "{}", e.message);
+    let piece = bytes.len() / 3;
+    for i in (0..3).rev() {
+        let part = &bytes[i * piece..(i + 1) * piece];
+        let r = p
+            .call(
+                "fs/writeChunk",
+                json!({"connection": c, "write": write, "offset": i * piece, "data": b64(part), "encoding": "base64"}),
+            )
+            .await;
+        assert_eq!(r, Value::Null);
+        assert_eq!(std::fs::read(&path).unwrap(), b"old");
+    }
+    let done = p
+        .call("fs/writeFinish", json!({"connection": c, "write": write}))
+        .await;
+    assert_eq!(done["size"], bytes.len() as u64);
+    assert!(std::fs::read(&path).unwrap() == bytes, "content differs");
+    let mode = std::fs::metadata(&path).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o640);
+    let e = p
+        .fail("fs/writeFinish", json!({"connection": c, "write": write}))
+        .await;
+    assert_eq!(e.kind, ErrorKind::NotFound, "a finished write is gone");
+
+    // Changed behind the write: finishing is a conflict and writes nothing.
+    let etag = done["etag"].clone();
+    let w = p
+        .call(
+            "fs/writeStart",
+            json!({"connection": c, "path": path, "ifEtag": etag}),
+        )
+        .await;
+    let write = w["write"].as_str().unwrap().to_string();
+    p.call(
+        "fs/writeChunk",
+        json!({"connection": c, "write": write, "offset": 0, "data": "mine"}),
+    )
+    .await;
+    std::fs::write(&path, b"theirs").unwrap();
+    let e = p
+        .fail("fs/writeFinish", json!({"connection": c, "write": write}))
+        .await;
+    assert_eq!(e.kind, ErrorKind::Conflict, "{}", e.message);
+    assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+
+    // Bad data is the caller's error; abort leaves the file alone.
+    let w = p
+        .call("fs/writeStart", json!({"connection": c, "path": path}))
+        .await;
+    let write = w["write"].as_str().unwrap().to_string();
+    let e = p
+        .fail(
+            "fs/writeChunk",
+            json!({"connection": c, "write": write, "offset": 0, "data": "!!", "encoding": "base64"}),
+        )
+        .await;
+    assert_eq!(e.kind, ErrorKind::InvalidParams, "{}", e.message);
+    p.call(
+        "fs/writeChunk",
+        json!({"connection": c, "write": write, "offset": 0, "data": "never"}),
+    )
+    .await;
+    p.call("fs/writeAbort", json!({"connection": c, "write": write}))
+        .await;
+    assert_eq!(std::fs::read(&path).unwrap(), b"theirs");
+    assert_eq!(temp_files(dir.path()), Vec::<String>::new());
+
+    // A peer that leaves mid-write has its write aborted on the server.
+    let fresh = dir.join("fresh.bin");
+    let w = other
+        .call("fs/writeStart", json!({"connection": c, "path": fresh}))
+        .await;
+    let write = w["write"].as_str().unwrap().to_string();
+    other
+        .call(
+            "fs/writeChunk",
+            json!({"connection": c, "write": write, "offset": 0, "data": "half"}),
+        )
+        .await;
+    assert_eq!(temp_files(dir.path()).len(), 1, "the write is in progress");
+    other.hang_up().await;
+    distant_testkit::wait_until("the leaving peer's write aborted", WAIT, || {
+        temp_files(dir.path()).is_empty()
+    })
+    .await;
+    assert!(!std::path::Path::new(&fresh).exists());
+}

@@ -80,6 +80,27 @@ async fn connect_fs_spawn_status_round_trip() {
     assert_eq!(code, 0, "{err}");
     assert_eq!(out.len(), big_text.len(), "size differs");
     assert!(out == big_text, "content differs");
+
+    // A write bigger than one piece streams into one chunked write: the
+    // file is replaced whole, keeps its mode, and no temporary file stays.
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(&big, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let new_text: String = (0..900_000).map(|i| format!("new {i:08}\n")).collect();
+    let new_bytes: &'static [u8] = new_text.clone().into_bytes().leak();
+    let (code, _, err) = run(with(&["fs", "write", &big]), new_bytes).await;
+    assert_eq!(code, 0, "{err}");
+    assert!(
+        std::fs::read_to_string(&big).unwrap() == new_text,
+        "content differs"
+    );
+    let mode = std::fs::metadata(&big).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "the file keeps its mode");
+    let leftovers: Vec<_> = std::fs::read_dir(scratch.path())
+        .unwrap()
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| n.contains(".distant-"))
+        .collect();
+    assert!(leftovers.is_empty(), "{leftovers:?}");
     std::fs::remove_file(&big).unwrap();
 
     let (code, out, err) = run(

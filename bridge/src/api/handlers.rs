@@ -29,6 +29,7 @@ const MAX_READ: usize = 256 * 1024 * 1024;
 const CAPABILITIES: &[&str] = &[
     "fs",
     "fs-chunked",
+    "fs-write-stream",
     "fs-etag",
     "fs-atomic",
     "find-up",
@@ -104,6 +105,37 @@ struct WriteP {
     if_etag: Option<String>,
     #[serde(default = "t")]
     atomic: bool,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct WriteStartP {
+    connection: String,
+    path: String,
+    #[serde(default = "t")]
+    create: bool,
+    #[serde(default = "t")]
+    overwrite: bool,
+    #[serde(default)]
+    if_etag: Option<String>,
+    #[serde(default = "t")]
+    atomic: bool,
+}
+
+#[derive(Deserialize)]
+struct WriteChunkP {
+    connection: String,
+    write: String,
+    offset: u64,
+    data: String,
+    #[serde(default = "utf8")]
+    encoding: Encoding,
+}
+
+#[derive(Deserialize)]
+struct WriteEndP {
+    connection: String,
+    write: String,
 }
 
 #[derive(Deserialize)]
@@ -365,6 +397,38 @@ pub(crate) async fn handle(
             };
             let stamp = write_file(&conn, p.path, Bytes::from(data), options).await?;
             Ok(convert::stamp(&stamp).into())
+        }
+        "fs/writeStart" => {
+            let p: WriteStartP = parse(params, "")?;
+            let conn = api.connection(&p.connection)?;
+            let options = WriteOptions {
+                create: p.create,
+                overwrite: p.overwrite,
+                if_etag: p.if_etag,
+                atomic: p.atomic,
+            };
+            let id = start_write(api, peer.id, &conn, p.path, options).await?;
+            Ok(json!({ "write": id }).into())
+        }
+        "fs/writeChunk" => {
+            let p: WriteChunkP = parse(params, "")?;
+            let data = Bytes::from(convert::decode_data(p.data, p.encoding, "data")?);
+            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write, false)?;
+            write_chunks(&conn, handle, p.offset, data).await?;
+            Ok(Value::Null.into())
+        }
+        "fs/writeFinish" => {
+            let p: WriteEndP = parse(params, "")?;
+            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write, true)?;
+            match call(&conn, Op::FileWriteFinish { handle }).await? {
+                Reply::FileWritten(stamp) => Ok(convert::stamp(&stamp).into()),
+                other => Err(convert::unexpected("fs/writeFinish", &other)),
+            }
+        }
+        "fs/writeAbort" => {
+            let p: WriteEndP = parse(params, "")?;
+            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write, true)?;
+            expect_ok(&conn, "fs/writeAbort", Op::FileWriteAbort { handle }).await
         }
         "fs/append" => {
             let p: AppendP = parse(params, "")?;
@@ -792,6 +856,76 @@ impl Drop for AbortGuard {
     }
 }
 
+/// Opens a chunked write for `peer` → its id. The server's answer is
+/// awaited in a task of its own, so a request cancelled meanwhile does not
+/// leave an open handle behind on the server.
+async fn start_write(
+    api: &Arc<Api>,
+    peer: u64,
+    conn: &Arc<Connection>,
+    path: String,
+    options: WriteOptions,
+) -> Result<String, RpcError> {
+    let (tx, rx) = oneshot::channel();
+    let (weak, conn) = (Arc::downgrade(api), conn.clone());
+    tokio::spawn(async move {
+        let started = match call(&conn, Op::FileWriteStart { path, options }).await {
+            Ok(Reply::WriteHandle { handle }) => Ok(handle),
+            Ok(other) => Err(convert::unexpected("fs/writeStart", &other)),
+            Err(e) => Err(e),
+        };
+        let Some(api) = weak.upgrade() else { return };
+        match started {
+            Ok(handle) => {
+                let id = api.register_write(&conn.id, handle, peer);
+                // The request was cancelled: nobody will finish this write.
+                if tx.send(Ok(id.clone())).is_err()
+                    && api.owned_write(peer, &conn.id, &id, true).is_ok()
+                {
+                    api.abort_write(&conn.id, handle).await;
+                }
+            }
+            Err(e) => {
+                let _ = tx.send(Err(e));
+            }
+        }
+    });
+    rx.await
+        .unwrap_or_else(|_| Err(RpcError::internal("the write opener went away")))
+}
+
+/// Sends `data` into an open chunked write at `base`, in protocol-sized
+/// chunks with a few in flight.
+async fn write_chunks(
+    conn: &Connection,
+    handle: u64,
+    base: u64,
+    data: Bytes,
+) -> Result<(), RpcError> {
+    let len = data.len();
+    let mut writes = futures::stream::iter((0..len).step_by(msg::MAX_CHUNK).map(|offset| {
+        let chunk = data.slice(offset..(offset + msg::MAX_CHUNK).min(len));
+        let rpc = conn.rpc.clone();
+        async move {
+            rpc.call(Op::FileWriteChunk {
+                handle,
+                offset: base + offset as u64,
+                data: chunk,
+            })
+            .await
+        }
+    }))
+    .buffer_unordered(WRITE_WINDOW);
+    while let Some(result) = writes.next().await {
+        match result {
+            Ok(Reply::Ok) => {}
+            Ok(other) => return Err(convert::unexpected("fs/writeChunk", &other)),
+            Err(e) => return Err(convert::driver_error(e, &conn.id)),
+        }
+    }
+    Ok(())
+}
+
 /// Writes a whole file: inline up to [`msg::MAX_INLINE_WRITE`], else in
 /// chunks with several in flight.
 async fn write_file(
@@ -823,28 +957,7 @@ async fn write_file(
         rpc: Some(conn.rpc.clone()),
         handle,
     };
-    let len = data.len();
-    let mut writes = futures::stream::iter((0..len).step_by(msg::MAX_CHUNK).map(|offset| {
-        let chunk = data.slice(offset..(offset + msg::MAX_CHUNK).min(len));
-        let rpc = conn.rpc.clone();
-        async move {
-            rpc.call(Op::FileWriteChunk {
-                handle,
-                offset: offset as u64,
-                data: chunk,
-            })
-            .await
-        }
-    }))
-    .buffer_unordered(WRITE_WINDOW);
-    while let Some(result) = writes.next().await {
-        match result {
-            Ok(Reply::Ok) => {}
-            Ok(other) => return Err(convert::unexpected("fs/write", &other)),
-            Err(e) => return Err(convert::driver_error(e, &conn.id)),
-        }
-    }
-    drop(writes);
+    write_chunks(conn, handle, 0, data).await?;
     let reply = call(conn, Op::FileWriteFinish { handle }).await;
     guard.rpc = None;
     match reply? {

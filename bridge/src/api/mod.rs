@@ -115,6 +115,14 @@ pub(crate) struct StreamEntry {
     owner: u64,
 }
 
+/// An open chunked write (`fs/writeStart`), by its editor-facing id.
+#[derive(Clone, Debug)]
+pub(crate) struct WriteEntry {
+    connection: String,
+    handle: u64,
+    owner: u64,
+}
+
 /// One server connection, shared by every peer.
 pub(crate) struct Connection {
     id: String,
@@ -185,6 +193,8 @@ pub struct Api {
     connections: Mutex<HashMap<String, Arc<Connection>>>,
     connect_lock: tokio::sync::Mutex<()>,
     streams: Mutex<HashMap<String, StreamEntry>>,
+    /// Chunked writes in progress; aborted when their peer leaves.
+    writes: Mutex<HashMap<String, WriteEntry>>,
 }
 
 impl Api {
@@ -197,6 +207,7 @@ impl Api {
             connections: Mutex::new(HashMap::new()),
             connect_lock: tokio::sync::Mutex::new(()),
             streams: Mutex::new(HashMap::new()),
+            writes: Mutex::new(HashMap::new()),
         })
     }
 
@@ -571,17 +582,83 @@ impl Api {
         }
     }
 
-    /// Stops every stream a leaving peer started.
+    pub(crate) fn register_write(&self, connection: &str, handle: u64, owner: u64) -> String {
+        let id = self.next_id();
+        let entry = WriteEntry {
+            connection: connection.to_string(),
+            handle,
+            owner,
+        };
+        lock(&self.writes).insert(id.clone(), entry);
+        id
+    }
+
+    /// The connection and server handle of a write `peer` started; with
+    /// `finished`, the write is forgotten (it is being finished or aborted).
+    pub(crate) fn owned_write(
+        &self,
+        peer: u64,
+        connection: &str,
+        id: &str,
+        finished: bool,
+    ) -> Result<(Arc<Connection>, u64), RpcError> {
+        let conn = self.connection(connection)?;
+        let mut writes = lock(&self.writes);
+        match writes.get(id) {
+            Some(e) if e.owner == peer && e.connection == connection => {
+                let handle = e.handle;
+                if finished {
+                    writes.remove(id);
+                }
+                Ok((conn, handle))
+            }
+            _ => Err(RpcError::new(
+                ErrorKind::NotFound,
+                format!(
+                    "no write {id:?} on connection {connection} started by this client \
+                     (it was finished or aborted, or failed)"
+                ),
+            )),
+        }
+    }
+
+    /// Aborts a chunked write on the server (its temporary file goes).
+    pub(crate) async fn abort_write(&self, connection: &str, handle: u64) {
+        let Ok(conn) = self.connection(connection) else {
+            return;
+        };
+        if let Ok(Reply::Error(e)) = conn.rpc.call(Op::FileWriteAbort { handle }).await {
+            tracing::debug!("aborting a write: {}", e.message);
+        }
+    }
+
+    /// Stops every stream a leaving peer started and aborts its writes.
     async fn release_peer(&self, peer: u64) {
         let owned: Vec<StreamEntry> = lock(&self.streams)
             .values()
             .filter(|e| e.owner == peer)
             .cloned()
             .collect();
+        let writes: Vec<WriteEntry> = {
+            let mut all = lock(&self.writes);
+            let mine: Vec<String> = all
+                .iter()
+                .filter(|(_, e)| e.owner == peer)
+                .map(|(id, _)| id.clone())
+                .collect();
+            mine.iter().filter_map(|id| all.remove(id)).collect()
+        };
         let stops = owned
             .iter()
             .map(|e| self.stop_remote(&e.connection, e.kind, e.server_id));
-        if tokio::time::timeout(CLEANUP_TIMEOUT, futures::future::join_all(stops))
+        let aborts = writes
+            .iter()
+            .map(|e| self.abort_write(&e.connection, e.handle));
+        let cleanup = futures::future::join(
+            futures::future::join_all(stops),
+            futures::future::join_all(aborts),
+        );
+        if tokio::time::timeout(CLEANUP_TIMEOUT, cleanup)
             .await
             .is_err()
         {
