@@ -267,10 +267,44 @@ fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> CliError + '_ {
 
 /// `connect DEST`: prints the connection id. The key comes from `key_file`,
 /// else `DISTANT_KEY`, else the URL; it is never printed.
+/// `connect`'s settings for `ssh://` destinations (the API's `options`).
+#[derive(Debug, Default)]
+pub struct SshOptions {
+    /// Extra ssh arguments, in order.
+    pub args: Vec<String>,
+    /// The ssh client to run.
+    pub binary: Option<String>,
+    /// distant-server's path on the remote.
+    pub remote_server: Option<String>,
+    /// Upload distant-server when the remote has none.
+    pub upload: bool,
+}
+
+impl SshOptions {
+    /// The `options` object of `connect`; `None` when nothing is set.
+    fn to_params(&self) -> Option<Value> {
+        let mut o = serde_json::Map::new();
+        if !self.args.is_empty() {
+            o.insert("ssh".into(), json!(self.args));
+        }
+        if let Some(b) = &self.binary {
+            o.insert("sshBinary".into(), json!(b));
+        }
+        if let Some(r) = &self.remote_server {
+            o.insert("remoteServer".into(), json!(r));
+        }
+        if !self.upload {
+            o.insert("upload".into(), json!(false));
+        }
+        (!o.is_empty()).then_some(Value::Object(o))
+    }
+}
+
 pub async fn connect(
     options: &Options,
     destination: &str,
     key_file: Option<&std::path::Path>,
+    ssh: &SshOptions,
 ) -> Result<(), CliError> {
     let key = match key_file {
         Some(f) => Some(
@@ -290,6 +324,15 @@ pub async fn connect(
     let mut params = json!({"destination": destination});
     if let Some(key) = key {
         params["key"] = Value::String(key);
+    }
+    if let Some(ssh) = ssh.to_params() {
+        if !destination.starts_with("ssh://") {
+            return Err(CliError::new(
+                "--ssh-arg, --ssh-binary, --remote-server and --no-upload apply to ssh:// \
+                 destinations only",
+            ));
+        }
+        params["options"] = ssh;
     }
     let result = session.call("connect", params).await?;
     let id = result

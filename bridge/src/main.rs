@@ -55,13 +55,28 @@ enum Command {
         #[arg(long)]
         foreground: bool,
     },
-    /// Connect to DEST (`local`, `distant://HOST:PORT`); prints the connection id.
+    /// Connect to DEST (`local`, `distant://HOST:PORT`, `ssh://[USER@]HOST[:PORT]`);
+    /// prints the connection id.
     Connect {
-        /// `local` or `distant://[:KEY]@HOST:PORT` (prefer --key-file or DISTANT_KEY for the key).
+        /// `local`, `distant://[:KEY]@HOST:PORT` (prefer --key-file or DISTANT_KEY
+        /// for the key) or `ssh://[USER@]HOST[:PORT]`.
         destination: String,
         /// File holding the key (default: $DISTANT_KEY, else the URL's).
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
+        /// ssh://: one more argument for ssh, repeatable and passed in order,
+        /// e.g. `--ssh-arg=-J --ssh-arg=jumphost` or `--ssh-arg=-F --ssh-arg=CONFIG`.
+        #[arg(long = "ssh-arg", value_name = "ARG", allow_hyphen_values = true)]
+        ssh_args: Vec<String>,
+        /// ssh://: the ssh client to run (default: `ssh` on PATH).
+        #[arg(long, value_name = "PATH")]
+        ssh_binary: Option<String>,
+        /// ssh://: path of distant-server on the remote (skips the probe and the upload).
+        #[arg(long, value_name = "PATH")]
+        remote_server: Option<String>,
+        /// ssh://: fail instead of uploading distant-server when the remote has none.
+        #[arg(long)]
+        no_upload: bool,
     },
     /// Remote files.
     Fs {
@@ -189,8 +204,23 @@ fn run(args: Args) -> Result<u8, CliError> {
         Command::Connect {
             destination,
             key_file,
+            ssh_args,
+            ssh_binary,
+            remote_server,
+            no_upload,
         } => {
-            block_on(cli::connect(&options, &destination, key_file.as_deref()))??;
+            let ssh = cli::SshOptions {
+                args: ssh_args,
+                binary: ssh_binary,
+                remote_server,
+                upload: !no_upload,
+            };
+            block_on(cli::connect(
+                &options,
+                &destination,
+                key_file.as_deref(),
+                &ssh,
+            ))??;
             Ok(0)
         }
         Command::Fs { command } => {

@@ -1,8 +1,7 @@
-//! The human CLI verbs over the manager.
-//!
-//! `status` with no connections runs everywhere; the verbs that need a
-//! connection need the full bridge API (engineer E's) and say SKIPPED under
-//! the placeholder (`initialize` lists no capabilities).
+//! The human CLI verbs over the manager, against a real local server:
+//! `status`, a missing connection's advice, connect, fs write/read/ls
+//! (small, multi-range reads, a streamed write that keeps the file's mode),
+//! spawn with exit codes and stdin. ssh flags: `ssh_connect.rs`.
 
 mod manager_support;
 

@@ -4,9 +4,11 @@
 //! 0700, owned by the ssh user) and reuses it after; files, processes and
 //! PTYs run as the ssh user; the remote server listens on no TCP port; a
 //! key sshd does not accept, an unreachable host and a disabled upload
-//! give errors a person can act on, quickly.
+//! give errors a person can act on, quickly. The CLI connects over ssh
+//! with its ssh flags.
 
 mod api_support;
+mod manager_support;
 mod ssh_support;
 
 use std::os::unix::fs::{MetadataExt, PermissionsExt};
@@ -317,4 +319,44 @@ async fn no_server_and_no_upload_or_a_wrong_path_say_what_to_do() {
     assert!(r["connection"].is_string(), "{r}");
     assert!(!sshd.remote_binary().exists(), "nothing was uploaded");
     let _ = std::fs::remove_dir_all(sshd.home.join("bin-elsewhere"));
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_cli_connects_over_ssh_with_its_ssh_flags() {
+    let _serial = serial().await;
+    let sshd = Sshd::start();
+    let env = manager_support::Env::new("ssh-cli");
+    let config = sshd.options()["ssh"][1].as_str().unwrap().to_owned();
+    let dest = format!("ssh://{ALIAS}");
+
+    // Without the config the alias means nothing to ssh: ssh's own words.
+    let (code, _, err) = env.run(&["connect", &dest], b"").await;
+    assert_ne!(code, 0);
+    assert!(err.contains("resolve"), "ssh's message is passed on: {err}");
+    // ssh flags make no sense for other destinations.
+    let (code, _, err) = env.run(&["connect", "local", "--ssh-arg=-v"], b"").await;
+    assert_ne!(code, 0);
+    assert!(err.contains("ssh:// destinations only"), "{err}");
+
+    let config_arg = format!("--ssh-arg={config}");
+    let (code, id, err) = env
+        .run(&["connect", &dest, "--ssh-arg", "-F", &config_arg], b"")
+        .await;
+    assert_eq!(code, 0, "{err}");
+    let id = id.trim().to_owned();
+    let file = sshd.home.join("distant-cli-ssh.txt");
+    let file_s = file.display().to_string();
+    let (code, _, err) = env
+        .run(&["--connection", &id, "fs", "write", &file_s], b"over ssh")
+        .await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(std::fs::read(&file).unwrap(), b"over ssh");
+    assert_eq!(std::fs::metadata(&file).unwrap().uid(), sshd.uid);
+    let (code, out, err) = env.run(&["fs", "read", &file_s], b"").await;
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(out, "over ssh");
+    let (code, out, _) = env.run(&["status"], b"").await;
+    assert_eq!(code, 0);
+    assert!(out.contains(&dest) && out.contains("connected"), "{out}");
+    std::fs::remove_file(&file).unwrap();
 }
