@@ -300,19 +300,26 @@ async fn search_results_done_and_cancel() {
         )
         .await;
     let search = r["search"].as_str().unwrap().to_string();
-    match p
+    let cancelled = match p
         .client
         .request("search/cancel", json!({"connection": c, "search": search}))
         .await
     {
-        Ok(v) => assert_eq!(v, Value::Null),
+        Ok(v) => {
+            assert_eq!(v, Value::Null);
+            true
+        }
         Err(distant_bridge::client::ClientError::Rpc(e)) => {
-            assert_eq!(e.kind, ErrorKind::NotFound)
+            assert_eq!(e.kind, ErrorKind::NotFound);
+            false
         }
         Err(e) => panic!("{e:?}"),
-    }
-    p.note("search/done", |v| v["search"] == search.as_str())
+    };
+    let done = p
+        .note("search/done", |v| v["search"] == search.as_str())
         .await;
+    assert_eq!(done["cancelled"], cancelled, "{done}");
+    assert_eq!(done["truncated"], false, "{done}");
 }
 
 #[tokio::test(flavor = "multi_thread")]

@@ -505,6 +505,9 @@ pub enum Reply {
     SearchDone {
         search: u64,
         truncated: bool,
+        /// Stopped by `CancelSearch` before it finished: results are partial.
+        #[serde(default)]
+        cancelled: bool,
         error: Option<String>,
     },
 
@@ -667,6 +670,7 @@ mod tests {
         assert!(Reply::SearchDone {
             search: 1,
             truncated: false,
+            cancelled: false,
             error: None
         }
         .is_terminal());

@@ -101,13 +101,16 @@ impl Searches {
                         tracing::error!(search = id, "search thread panicked");
                         "the search failed unexpectedly; the results may be incomplete".to_string()
                     });
+                    run.flush();
+                    shared.running.remove(id);
+                    // Read after leaving the registry: a cancel that was
+                    // answered `Ok` set the flag before this point.
                     let done = Reply::SearchDone {
                         search: id,
                         truncated: run.truncated,
+                        cancelled: run.cancel.load(Ordering::SeqCst),
                         error,
                     };
-                    run.flush();
-                    shared.running.remove(id);
                     if !run.gone {
                         run.handle.block_on(run.sink.send(done));
                     }

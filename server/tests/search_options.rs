@@ -62,6 +62,7 @@ fn query(target: SearchTarget, pattern: &str, root: &Path) -> SearchQuery {
 struct Done {
     matches: Vec<SearchMatch>,
     truncated: bool,
+    cancelled: bool,
 }
 
 async fn collect(id: u64, rx: &mut mpsc::Receiver<Response>) -> Done {
@@ -79,11 +80,16 @@ async fn collect(id: u64, rx: &mut mpsc::Receiver<Response>) -> Done {
             Reply::SearchDone {
                 search,
                 truncated,
+                cancelled,
                 error,
             } => {
                 assert_eq!(search, id);
                 assert_eq!(error, None);
-                return Done { matches, truncated };
+                return Done {
+                    matches,
+                    truncated,
+                    cancelled,
+                };
             }
             other => panic!("unexpected {other:?}"),
         }
@@ -122,6 +128,10 @@ async fn contents_match_with_lines_columns_and_submatches() {
     let dir = tree();
     let done = run(query(SearchTarget::Contents, "hello", dir.path())).await;
     assert!(!done.truncated);
+    assert!(
+        !done.cancelled,
+        "a search that ran to its end is not cancelled"
+    );
     // Not hidden, not gitignored, not binary.
     assert_eq!(
         files(&done, dir.path()),
@@ -375,6 +385,7 @@ async fn cancel_stops_a_large_search() {
         "{} matches after cancel",
         done.matches.len()
     );
+    assert!(done.cancelled, "SearchDone says the results are partial");
     // Cancelling a finished search is harmless.
     assert_eq!(s.cancel(search).await, Reply::Ok);
 }

@@ -191,9 +191,13 @@ impl Forward {
                 json!({"search": self.id, "matches": matches.iter().map(convert::search_match).collect::<Vec<_>>()}),
             )),
             Reply::SearchDone {
-                truncated, error, ..
+                truncated,
+                cancelled,
+                error,
+                ..
             } => {
-                let mut p = json!({"search": self.id, "truncated": truncated});
+                let mut p =
+                    json!({"search": self.id, "truncated": truncated, "cancelled": cancelled});
                 if let Some(error) = error {
                     p["error"] = error.into();
                 }
