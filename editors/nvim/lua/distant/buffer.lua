@@ -256,6 +256,13 @@ end
 
 --- What follows every load: start watching, attach language servers.
 function M.after_load(bufnr)
+  -- `-` (the `parent` key) opens the file's directory, as in vim-vinegar.
+  local parent_key = config.options.keymaps.parent
+  if parent_key then
+    vim.keymap.set("n", parent_key, function()
+      util.guard(require("distant.dir").actions.parent)
+    end, { buffer = bufnr, desc = "distant: open the parent directory" })
+  end
   if config.options.watch then
     util.guard(require("distant.watch").add, bufnr)
   end

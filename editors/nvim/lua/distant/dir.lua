@@ -159,15 +159,17 @@ function M.actions.open()
 end
 
 function M.actions.parent()
-  local dir = vim.b.distant_dir or (vim.b.distant_path and util.dirname(vim.b.distant_path))
-  if not dir then
+  -- From a directory: its parent; from a file: its directory. Either way
+  -- the cursor lands on where we came from.
+  local here = vim.b.distant_dir or vim.b.distant_path
+  if not here then
     util.fail("not a distant buffer")
   end
-  local here = util.basename(dir)
-  M.open(util.dirname(dir))
-  -- Put the cursor on the directory we came from.
+  local is_dir = vim.b.distant_dir ~= nil
+  M.open(util.dirname(here))
+  local wanted = util.basename(here) .. (is_dir and "/" or "")
   for i, line in ipairs(vim.api.nvim_buf_get_lines(0, 0, -1, false)) do
-    if line == here .. "/" then
+    if line == wanted then
       vim.api.nvim_win_set_cursor(0, { i, 0 })
       break
     end

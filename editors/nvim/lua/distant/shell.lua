@@ -136,6 +136,25 @@ local function spawn(proc, params)
   end)
 end
 
+--- Keys typed in terminal mode go to the remote PTY, in order (scheduled:
+--- on_input may run where requests cannot be sent).
+---@param proc distant.Proc|integer a process, or the bufnr of its terminal
+---@param data string
+function M.type_keys(proc, data)
+  if type(proc) == "number" then
+    local id = vim.b[proc].distant_proc
+    proc = id and procs[id]
+    if not proc then
+      return
+    end
+  end
+  vim.schedule(function()
+    if proc.id and not proc.exited then
+      pcall(client.request, "proc/stdin", { proc = proc.id, data = data }, function() end)
+    end
+  end)
+end
+
 --- Opens a terminal buffer in the current window running `cmd` (an argv;
 --- default the remote user's shell) on a remote PTY.
 ---@param cmd? string[]
@@ -150,12 +169,7 @@ function M.shell(cmd)
   local proc = { bufnr = bufnr, pty = true, exited = false }
   proc.chan = vim.api.nvim_open_term(bufnr, {
     on_input = function(_, _, _, data)
-      -- Keys typed in terminal mode go to the remote PTY, in order.
-      vim.schedule(function()
-        if proc.id and not proc.exited then
-          pcall(client.request, "proc/stdin", { proc = proc.id, data = data }, function() end)
-        end
-      end)
+      M.type_keys(proc, data)
     end,
   })
   pcall(vim.api.nvim_buf_set_name, bufnr, ("distant-term://%s//%s"):format(bufnr, table.concat(cmd, " ")))
