@@ -1,0 +1,97 @@
+-- The plugin's edges: nothing at require time, status, bad destinations,
+-- :checkhealth, and a reconnect (through a TCP forwarder we cut) while a
+-- buffer is open, then saved.
+local H = require("helpers")
+
+describe("distant session", function()
+  local server, forwarder
+
+  teardown(function()
+    if forwarder then
+      forwarder.close()
+    end
+    H.teardown()
+    if server then
+      server.kill()
+    end
+  end)
+
+  it("does nothing at require time", function()
+    -- On the runtimepath, plugin/ not sourced yet: only the module.
+    vim.opt.runtimepath:prepend(H.plugin_root)
+    local distant = require("distant")
+    assert.is_function(distant.setup)
+    assert.equals("distant: disconnected", distant.status())
+    assert.same({}, vim.api.nvim_get_autocmds({ pattern = "distant://*" }))
+    assert.same({}, vim.api.nvim_get_proc_children(vim.fn.getpid()))
+    assert.is_nil(package.loaded["distant.client"])
+    assert.equals(0, vim.fn.exists(":DistantConnect"))
+  end)
+
+  it("loads commands and autocmds from plugin/", function()
+    H.setup()
+    assert.equals(2, vim.fn.exists(":DistantConnect"))
+    assert.is_true(#vim.api.nvim_get_autocmds({ group = "distant" }) >= 2)
+    assert.same({}, vim.api.nvim_get_proc_children(vim.fn.getpid()))
+  end)
+
+  it("reports a bad destination with vim.notify, not a traceback", function()
+    H.notes = {}
+    local ok = pcall(vim.cmd, "DistantConnect bogus://nowhere")
+    assert.is_true(ok)
+    local errors = H.notes_matching("cannot connect to bogus://nowhere", vim.log.levels.ERROR)
+    assert.equals(1, #errors)
+    assert.is_nil(errors[1].msg:find("traceback"))
+    assert.equals("distant: disconnected", require("distant").status())
+    -- Opening a remote file without a connection says what to do.
+    H.notes = {}
+    vim.cmd.edit("distant:///tmp/x")
+    assert.equals(1, #H.notes_matching("DistantConnect", vim.log.levels.ERROR))
+    vim.cmd("bwipeout!")
+  end)
+
+  it("runs :checkhealth distant", function()
+    vim.cmd("checkhealth distant")
+    local text = H.text()
+    assert.matches("distant%-bridge", text)
+    assert.matches("OK", text)
+    assert.is_nil(text:find("ERROR"))
+    vim.cmd("bwipeout!")
+  end)
+
+  it("survives a reconnect with a buffer open, then saves", function()
+    server = H.start_server()
+    forwarder = H.forwarder(server.port)
+    local url = ("distant://:%s@127.0.0.1:%d"):format(server.key, forwarder.port)
+    H.connect(url)
+    assert.matches("^distant: connected distant://", require("distant").status())
+    local dir = H.tmpdir()
+    H.write(dir .. "/r.txt", "before\n")
+    vim.cmd.edit("distant://" .. dir .. "/r.txt")
+    assert.equals("before", H.text())
+
+    local states = {}
+    vim.api.nvim_create_autocmd("User", {
+      pattern = "DistantStatus",
+      callback = function()
+        table.insert(states, require("distant.client").state)
+      end,
+    })
+    forwarder.cut()
+    H.wait(function()
+      return vim.tbl_contains(states, "reconnecting")
+    end, "the reconnecting state")
+    assert.matches("reconnecting", require("distant").status())
+    assert.is_true(#H.notes_matching("reconnecting", vim.log.levels.WARN) > 0)
+    forwarder.restore()
+    H.wait(function()
+      return require("distant.client").state == "connected"
+    end, "the session to resume", 30000)
+    assert.is_true(#H.notes_matching("reconnected") > 0)
+
+    vim.api.nvim_buf_set_lines(0, 0, -1, false, { "after the reconnect" })
+    vim.cmd.write()
+    assert.equals("after the reconnect\n", H.read(dir .. "/r.txt"))
+    assert.is_false(vim.bo.modified)
+  end)
+end)
