@@ -228,7 +228,11 @@ function M.read(bufnr)
     vim.b[bufnr].distant_path = path
     vim.b[bufnr].distant_etag = ""
     vim.bo[bufnr].buftype = "acwrite"
-    load_lines(bufnr, { "" }, { fileformat = vim.o.fileformats:match("^dos") and "dos" or "unix", eol = true, fileencoding = "" })
+    load_lines(
+      bufnr,
+      { "" },
+      { fileformat = vim.o.fileformats:match("^dos") and "dos" or "unix", eol = true, fileencoding = "" }
+    )
     detect_filetype(bufnr, path)
     util.notify(path .. " [New]")
     M.after_load(bufnr)
@@ -314,9 +318,9 @@ function M.write(bufnr, target, force)
   if not ok then
     if util.error_kind(result) == "conflict" then
       util.warn(
-        ("%s changed on the remote since it was read; nothing written. :write! overwrites it, :edit! loads the remote version"):format(
-          path
-        )
+        path
+          .. " changed on the remote since it was read; nothing written."
+          .. " :write! overwrites it, :edit! loads the remote version"
       )
       return false
     end

@@ -47,7 +47,9 @@ local function set_state(state, detail)
   end
   local dest = M.destination or "?"
   if state == "reconnecting" then
-    util.warn(("connection to %s interrupted%s; reconnecting…"):format(dest, detail and (" (" .. detail .. ")") or ""))
+    util.warn(
+      ("connection to %s interrupted%s; reconnecting…"):format(dest, detail and (" (" .. detail .. ")") or "")
+    )
   elseif state == "connected" and previous == "reconnecting" then
     util.notify(("reconnected to %s"):format(dest))
   elseif state == "lost" then
@@ -105,9 +107,8 @@ function M.start()
   local bridge = config.options.bridge
   if vim.fn.executable(bridge) ~= 1 then
     util.fail(
-      ("cannot run the bridge %q: not found or not executable. Install distant-bridge or set `bridge` in require('distant').setup()"):format(
-        bridge
-      )
+      ("cannot run the bridge %q: not found or not executable."):format(bridge)
+        .. " Install distant-bridge or set `bridge` in require('distant').setup()"
     )
   end
   local cmd = { bridge }

@@ -18,21 +18,25 @@ end
 ---@return boolean ok
 function M.connect(destination)
   local util = require("distant.util")
-  return (util.guard(function()
-    require("distant.client").connect(destination)
-    util.notify("connected to " .. destination)
-  end))
+  return (
+    util.guard(function()
+      require("distant.client").connect(destination)
+      util.notify("connected to " .. destination)
+    end)
+  )
 end
 
 --- Closes the active connection (buffers stay open; saving needs a new
 --- connection).
 function M.disconnect()
   local util = require("distant.util")
-  return (util.guard(function()
-    require("distant.watch").clear()
-    require("distant.client").disconnect()
-    util.notify("disconnected")
-  end))
+  return (
+    util.guard(function()
+      require("distant.watch").clear()
+      require("distant.client").disconnect()
+      util.notify("disconnected")
+    end)
+  )
 end
 
 --- Opens a remote file or directory in the current window.

@@ -56,7 +56,12 @@ local function check(bufnr)
     end
     local what = err and "was deleted" or "changed"
     if vim.bo[bufnr].modified then
-      util.warn(("%s %s on the remote, and the buffer has unsaved changes; :write! keeps yours, :edit! takes theirs"):format(path, what))
+      util.warn(
+        ("%s %s on the remote, and the buffer has unsaved changes; :write! keeps yours, :edit! takes theirs"):format(
+          path,
+          what
+        )
+      )
       return
     end
     if err then
