@@ -260,6 +260,17 @@ end
 
 --- What follows every load: start watching, attach language servers.
 function M.after_load(bufnr)
+  -- gf: Neovim's own gf looks for <cfile> on the local disk; resolve it
+  -- against this file's remote directory instead.
+  vim.keymap.set("n", "gf", function()
+    util.guard(function()
+      local cfile = vim.fn.expand("<cfile>")
+      if cfile == "" then
+        util.fail("no file name under the cursor")
+      end
+      require("distant.dir").open(require("distant").resolve(cfile))
+    end)
+  end, { buffer = bufnr, desc = "distant: open the remote file under the cursor" })
   -- `-` (the `parent` key) opens the file's directory, as in vim-vinegar.
   local parent_key = config.options.keymaps.parent
   if parent_key then

@@ -39,6 +39,17 @@ describe("distant buffers", function()
     assert.equals("alpha", H.text())
   end)
 
+  it("gf opens the remote file under the cursor", function()
+    vim.fn.mkdir(dir .. "/gf", "p")
+    H.write(dir .. "/gf/index.txt", "see other.txt\n")
+    H.write(dir .. "/gf/other.txt", "the other one\n")
+    vim.cmd.edit("distant://" .. dir .. "/gf/index.txt")
+    vim.api.nvim_win_set_cursor(0, { 1, 6 })
+    vim.api.nvim_feedkeys("gf", "x", false)
+    assert.equals("distant://" .. dir .. "/gf/other.txt", vim.api.nvim_buf_get_name(0))
+    assert.equals("the other one", H.text())
+  end)
+
   it("keeps CRLF byte for byte, and a missing final newline", function()
     local bytes = "one\r\ntwo\r\nthree"
     H.write(dir .. "/crlf.txt", bytes)
