@@ -33,6 +33,26 @@ vim.api.nvim_create_autocmd("BufWriteCmd", {
   end),
 })
 
+vim.api.nvim_create_autocmd("FileReadCmd", {
+  group = group,
+  pattern = "distant://*",
+  desc = "distant: :read a remote file",
+  callback = guarded(function(ev)
+    -- :read puts the text below the cursor line ('[ is not set yet).
+    require("distant.buffer").read_into(ev.match, vim.fn.line("."))
+  end),
+})
+
+vim.api.nvim_create_autocmd("FileWriteCmd", {
+  group = group,
+  pattern = "distant://*",
+  desc = "distant: write a range of lines to a remote file",
+  callback = guarded(function(ev)
+    local range = { vim.fn.line("'["), vim.fn.line("']") }
+    require("distant.buffer").write(ev.buf, ev.match, vim.v.cmdbang == 1, range)
+  end),
+})
+
 local function command(name, fn, opts)
   vim.api.nvim_create_user_command(name, guarded(fn), opts)
 end

@@ -148,9 +148,10 @@ end
 --- Joins a buffer's lines into the bytes to write, following its
 --- 'fileformat', 'eol'/'fixeol'/'binary' and 'fileencoding'.
 ---@param bufnr integer
-function M.encode(bufnr)
+---@param lines? string[] a range of the buffer (default: all of it)
+function M.encode(bufnr, lines)
   local bo = vim.bo[bufnr]
-  local lines = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+  lines = lines or vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
   local sep = ({ dos = "\r\n", mac = "\r" })[bo.fileformat] or "\n"
   local bytes
   if #lines == 1 and lines[1] == "" then
@@ -286,6 +287,17 @@ function M.after_load(bufnr)
   end
 end
 
+--- FileReadCmd (`:read distant:///x`): inserts a remote file's lines
+--- below `line` of the current buffer.
+---@param name string
+---@param line integer
+function M.read_into(name, line)
+  local path = M.resolve(name)
+  local bytes = M.read_bytes(path)
+  local lines = M.decode(bytes)
+  vim.api.nvim_buf_set_lines(0, line, line, false, lines)
+end
+
 --- Re-reads an unmodified buffer from the remote, keeping cursor positions.
 function M.reload(bufnr)
   local path = vim.b[bufnr].distant_path
@@ -313,26 +325,34 @@ end
 ---@param bufnr integer
 ---@param target string? the name written to, when not the buffer's own
 ---@param force boolean
-function M.write(bufnr, target, force)
+---@param range? integer[] {first, last} lines (1-based) for FileWriteCmd
+function M.write(bufnr, target, force, range)
   local own = vim.b[bufnr].distant_path
   local path = target and M.resolve(target) or own
   if not path then
     util.fail("this buffer has no remote path; :write distant:///PATH")
   end
-  local to_self = path == own
-  local bytes = M.encode(bufnr)
+  local to_self = path == own and not range
+  local lines = range and vim.api.nvim_buf_get_lines(bufnr, range[1] - 1, range[2], false) or nil
+  local bytes = M.encode(bufnr, lines)
   local params = { path = path, data = vim.base64.encode(bytes), encoding = "base64" }
-  if to_self and not force then
-    params.ifEtag = vim.b[bufnr].distant_etag
+  if not force then
+    -- Our own file: only over the version we read. Another name: only if
+    -- it does not exist yet (as :write refuses with E13 locally).
+    params.ifEtag = to_self and vim.b[bufnr].distant_etag or (path ~= own and "" or nil)
   end
   local ok, result = pcall(client.request_sync, "fs/write", params)
   if not ok then
     if util.error_kind(result) == "conflict" then
-      util.warn(
-        path
-          .. " changed on the remote since it was read; nothing written."
-          .. " :write! overwrites it, :edit! loads the remote version"
-      )
+      if to_self then
+        util.warn(
+          path
+            .. " changed on the remote since it was read; nothing written."
+            .. " :write! overwrites it, :edit! loads the remote version"
+        )
+      else
+        util.warn(path .. " exists on the remote; nothing written. Add ! to overwrite it")
+      end
       return false
     end
     error(result, 0)
