@@ -11,9 +11,21 @@ H.bridge = vim.env.DISTANT_TEST_BRIDGE or (H.repo_root .. "/target/debug/distant
 H.server = vim.fn.fnamemodify(H.bridge, ":h") .. "/distant-server"
 
 --- Polls `cond` (running the event loop) until true; fails with `what`.
+--- `what` may be a function, called only on failure (to show late state).
 function H.wait(cond, what, timeout)
   local ok = vim.wait(timeout or 15000, cond, 10)
-  assert(ok, "timed out waiting for " .. (what or "a condition"))
+  if not ok then
+    if type(what) == "function" then
+      what = what()
+    end
+    error("timed out waiting for " .. (what or "a condition"), 2)
+  end
+end
+
+--- Fails if the plugin reported an internal (programming) error.
+function H.assert_no_internal_errors()
+  local internal = H.notes_matching("internal error")
+  assert(#internal == 0, "internal errors: " .. vim.inspect(internal) .. "\n" .. tostring(vim.g.distant_last_traceback))
 end
 
 function H.tmpdir()

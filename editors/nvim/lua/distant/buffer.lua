@@ -13,9 +13,6 @@ local util = require("distant.util")
 
 local M = {}
 
---- Etags our own writes produced, so a watch event they cause is ignored.
-M.own_etags = {}
-
 --- Resolves the path a `distant://` name stands for (relative → against
 --- the remote's working directory).
 ---@param name string
@@ -341,7 +338,10 @@ function M.write(bufnr, target, force, range)
     -- it does not exist yet (as :write refuses with E13 locally).
     params.ifEtag = to_self and vim.b[bufnr].distant_etag or (path ~= own and "" or nil)
   end
+  -- While the write is out, watch events are ours: the watcher waits.
+  vim.b[bufnr].distant_writing = true
   local ok, result = pcall(client.request_sync, "fs/write", params)
+  vim.b[bufnr].distant_writing = false
   if not ok then
     if util.error_kind(result) == "conflict" then
       if to_self then
@@ -357,7 +357,6 @@ function M.write(bufnr, target, force, range)
     end
     error(result, 0)
   end
-  M.own_etags[result.etag] = true
   if to_self then
     vim.b[bufnr].distant_etag = result.etag
     vim.bo[bufnr].modified = false

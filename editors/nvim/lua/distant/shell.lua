@@ -48,6 +48,9 @@ local function on_output(params)
     return
   end
   local bytes = util.decode_data(params.data, params.encoding)
+  if not vim.api.nvim_buf_is_valid(proc.bufnr) then
+    return -- its buffer was wiped; the process is being killed
+  end
   if proc.chan then
     vim.api.nvim_chan_send(proc.chan, bytes)
   else
@@ -132,7 +135,22 @@ local function spawn(proc, params)
     end
     proc.id = result.proc
     procs[result.proc] = proc
+    if not vim.api.nvim_buf_is_valid(proc.bufnr) then
+      pcall(client.request, "proc/kill", { proc = result.proc, signal = "KILL" }, function() end)
+      return
+    end
     vim.b[proc.bufnr].distant_proc = result.proc
+    -- Closing the buffer ends the remote process, as :bwipeout of a
+    -- :terminal does.
+    vim.api.nvim_create_autocmd({ "BufWipeout", "BufDelete" }, {
+      buffer = proc.bufnr,
+      once = true,
+      callback = function()
+        if not proc.exited then
+          pcall(client.request, "proc/kill", { proc = result.proc, signal = "KILL" }, function() end)
+        end
+      end,
+    })
   end)
 end
 

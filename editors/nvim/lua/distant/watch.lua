@@ -42,6 +42,14 @@ local function check(bufnr)
   if not vim.api.nvim_buf_is_loaded(bufnr) then
     return
   end
+  if vim.b[bufnr].distant_writing then
+    -- Our own save is in flight; look again once its etag is known.
+    scheduled[bufnr] = true
+    vim.defer_fn(function()
+      util.guard(check, bufnr)
+    end, 50)
+    return
+  end
   local path = vim.b[bufnr].distant_path
   client.request("fs/metadata", { path = path, followSymlinks = true }, function(err, meta)
     if not vim.api.nvim_buf_is_loaded(bufnr) then

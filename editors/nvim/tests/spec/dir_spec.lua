@@ -3,6 +3,9 @@
 local H = require("helpers")
 
 describe("distant directory buffers", function()
+  -- The plugin catches its own Lua errors and reports them; here they fail.
+  after_each(H.assert_no_internal_errors)
+
   local root
   local answers = {}
 

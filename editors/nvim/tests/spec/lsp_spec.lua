@@ -2,6 +2,9 @@
 local H = require("helpers")
 
 describe("distant remote language servers", function()
+  -- The plugin catches its own Lua errors and reports them; here they fail.
+  after_each(H.assert_no_internal_errors)
+
   local root
 
   setup(function()

@@ -4,6 +4,9 @@
 local H = require("helpers")
 
 describe("distant session", function()
+  -- The plugin catches its own Lua errors and reports them; here they fail.
+  after_each(H.assert_no_internal_errors)
+
   local server, forwarder
 
   teardown(function()
