@@ -325,10 +325,18 @@ end
 ---@param range? integer[] {first, last} lines (1-based) for FileWriteCmd
 function M.write(bufnr, target, force, range)
   local own = vim.b[bufnr].distant_path
-  local path = target and M.resolve(target) or own
-  if not path then
-    util.fail("this buffer has no remote path; :write distant:///PATH")
+  if not own then
+    -- Never loaded (e.g. opened while disconnected): writing it blindly
+    -- could replace the remote file with an empty buffer.
+    local name = vim.api.nvim_buf_get_name(bufnr)
+    if not force and not target then
+      util.fail(name .. " was never read from the remote; :edit it first, or :write! to replace the remote file")
+    end
+    own = M.resolve(name)
+    vim.b[bufnr].distant_path = own
+    vim.bo[bufnr].buftype = "acwrite"
   end
+  local path = target and M.resolve(target) or own
   local to_self = path == own and not range
   local lines = range and vim.api.nvim_buf_get_lines(bufnr, range[1] - 1, range[2], false) or nil
   local bytes = M.encode(bufnr, lines)

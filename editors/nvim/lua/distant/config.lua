@@ -50,13 +50,22 @@ M.options = vim.deepcopy(M.defaults)
 ---@param opts? table
 function M.set(opts)
   opts = opts or {}
-  vim.validate("bridge", opts.bridge, "string", true)
-  vim.validate("servers", opts.servers, "table", true)
-  vim.validate("watch", opts.watch, "boolean", true)
-  vim.validate("keymaps", opts.keymaps, "table", true)
+  -- Plain checks rather than vim.validate, whose signature changed in 0.11.
+  local function expect(name, value, kind, optional)
+    if value == nil and optional then
+      return
+    end
+    if type(value) ~= kind then
+      error(("distant.setup: `%s` must be a %s, got %s"):format(name, kind, type(value)), 3)
+    end
+  end
+  expect("bridge", opts.bridge, "string", true)
+  expect("servers", opts.servers, "table", true)
+  expect("watch", opts.watch, "boolean", true)
+  expect("keymaps", opts.keymaps, "table", true)
   for name, server in pairs(opts.servers or {}) do
-    vim.validate("servers." .. name .. ".cmd", server.cmd, "table")
-    vim.validate("servers." .. name .. ".filetypes", server.filetypes, "table")
+    expect("servers." .. name .. ".cmd", server.cmd, "table")
+    expect("servers." .. name .. ".filetypes", server.filetypes, "table")
   end
   M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
   -- Server tables are replaced, not merged key by key with the defaults.

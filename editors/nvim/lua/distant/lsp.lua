@@ -62,7 +62,7 @@ function M.attach(bufnr)
       vim.lsp.start(cfg, {
         bufnr = bufnr,
         reuse_client = function(existing, wanted)
-          return existing.name == wanted.name and existing.root_dir == wanted.root_dir and not existing:is_stopped()
+          return existing.name == wanted.name and existing.root_dir == wanted.root_dir
         end,
       })
     end

@@ -86,6 +86,15 @@ describe("distant buffers", function()
     assert.equals("relative", H.text())
   end)
 
+  it("keeps NUL bytes and other control bytes", function()
+    local bytes = "a\0b\1c\127\ntab\there\r mid-line CR\n"
+    H.write(dir .. "/ctl.bin", bytes)
+    vim.cmd.edit("distant://" .. dir .. "/ctl.bin")
+    assert.equals("unix", vim.bo.fileformat)
+    vim.cmd("write!")
+    assert.equals(bytes, H.read(dir .. "/ctl.bin"))
+  end)
+
   it("keeps CRLF byte for byte, and a missing final newline", function()
     local bytes = "one\r\ntwo\r\nthree"
     H.write(dir .. "/crlf.txt", bytes)

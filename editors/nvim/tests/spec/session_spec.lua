@@ -50,6 +50,9 @@ describe("distant session", function()
     H.notes = {}
     vim.cmd.edit("distant:///tmp/x")
     assert.equals(1, #H.notes_matching("DistantConnect", vim.log.levels.ERROR))
+    -- That empty buffer is never written over the remote file by accident.
+    vim.cmd.write()
+    assert.equals(1, #H.notes_matching("never read from the remote", vim.log.levels.ERROR))
     vim.cmd("bwipeout!")
   end)
 
