@@ -166,7 +166,13 @@ end
 
 --- Directories watched (for :checkhealth and tests).
 function M.watched()
-  return vim.tbl_keys(watches)
+  local dirs = {}
+  for dir, entry in pairs(watches) do
+    if entry.id then
+      table.insert(dirs, dir)
+    end
+  end
+  return dirs
 end
 
 return M
