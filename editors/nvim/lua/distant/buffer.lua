@@ -31,7 +31,8 @@ end
 --- Reads a whole remote file as bytes. Returns bytes, etag.
 ---@param path string
 ---@param size integer? known size (from fs/metadata)
-function M.read_bytes(path, size)
+---@param expected_etag string? the etag fs/metadata gave with that size
+function M.read_bytes(path, size, expected_etag)
   local chunk = config.options.chunk_size
   if not size or size <= chunk then
     local r = client.request_sync("fs/read", { path = path })
@@ -40,7 +41,7 @@ function M.read_bytes(path, size)
   -- Big file: ranges of `chunk` bytes, a few in flight, each checked
   -- against the first range's etag so a file changing mid-read is an error
   -- rather than a buffer mixing two versions.
-  local parts, etag, failure = {}, nil, nil
+  local parts, etag, failure = {}, expected_etag, nil
   local count = math.ceil(size / chunk)
   local received, next_index, in_flight = 0, 1, 0
   local function issue()
@@ -65,7 +66,10 @@ function M.read_bytes(path, size)
           parts[index] = vim.base64.decode(r.data)
           received = received + 1
           progress(("reading %s: %d%%"):format(path, math.floor(received * 100 / count)))
-          issue()
+          local ok, err2 = pcall(issue)
+          if not ok then
+            failure = failure or util.error_message(err2)
+          end
         end
       )
     end
@@ -170,14 +174,9 @@ function M.encode(bufnr, lines)
   return bytes
 end
 
---- Fills `bufnr` with `lines` as an unmodified, undo-less load.
-local function load_lines(bufnr, lines, opts)
+--- Sets the options a read inferred, and marks the buffer unmodified.
+local function apply_file_options(bufnr, opts)
   local bo = vim.bo[bufnr]
-  local undolevels = bo.undolevels
-  bo.undolevels = -1
-  bo.modifiable = true
-  vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
-  bo.undolevels = undolevels
   bo.fileformat = opts.fileformat
   bo.eol = opts.eol
   -- A file without a final newline is saved without one: keep remote files
@@ -187,6 +186,17 @@ local function load_lines(bufnr, lines, opts)
   end
   bo.fileencoding = opts.fileencoding
   bo.modified = false
+end
+
+--- Fills `bufnr` with `lines` as a fresh load (no undo step for it).
+local function load_lines(bufnr, lines, opts)
+  local bo = vim.bo[bufnr]
+  local undolevels = bo.undolevels
+  bo.undolevels = -1
+  bo.modifiable = true
+  vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
+  bo.undolevels = undolevels
+  apply_file_options(bufnr, opts)
 end
 
 local function detect_filetype(bufnr, path)
@@ -240,7 +250,7 @@ function M.read(bufnr)
     require("distant.dir").render(bufnr, path)
     return
   end
-  local bytes, etag = M.read_bytes(path, meta.size)
+  local bytes, etag = M.read_bytes(path, meta.size, meta.etag)
   local lines, opts = M.decode(bytes)
   vim.b[bufnr].distant_path = path
   vim.b[bufnr].distant_etag = etag
@@ -296,21 +306,20 @@ function M.read_into(name, line)
 end
 
 --- Re-reads an unmodified buffer from the remote, keeping cursor positions.
-function M.reload(bufnr)
+---@param meta? table fs/metadata of the file, when the caller has it
+function M.reload(bufnr, meta)
   local path = vim.b[bufnr].distant_path
-  local bytes, etag = M.read_bytes(path)
+  meta = meta or client.request_sync("fs/metadata", { path = path, followSymlinks = true })
+  local bytes, etag = M.read_bytes(path, meta.size, meta.etag)
   local lines, opts = M.decode(bytes)
   local views = {}
   for _, win in ipairs(vim.fn.win_findbuf(bufnr)) do
     views[win] = vim.api.nvim_win_get_cursor(win)
   end
   vim.b[bufnr].distant_etag = etag
-  local undolevels_kept = vim.bo[bufnr].undolevels
+  -- Unlike a first load, a reload is one undo step (as 'undoreload' does).
   vim.api.nvim_buf_set_lines(bufnr, 0, -1, false, lines)
-  vim.bo[bufnr].undolevels = undolevels_kept
-  vim.bo[bufnr].fileformat = opts.fileformat
-  vim.bo[bufnr].eol = opts.eol
-  vim.bo[bufnr].modified = false
+  apply_file_options(bufnr, opts)
   for win, cursor in pairs(views) do
     local row = math.min(cursor[1], vim.api.nvim_buf_line_count(bufnr))
     pcall(vim.api.nvim_win_set_cursor, win, { row, cursor[2] })

@@ -79,13 +79,13 @@ local function check(bufnr)
     end
     if autoread(bufnr) then
       util.guard(function()
-        require("distant.buffer").reload(bufnr)
+        require("distant.buffer").reload(bufnr, meta)
         util.notify(path .. " reloaded (changed on the remote)")
       end)
     else
       vim.ui.select({ "Reload", "Keep" }, { prompt = path .. " changed on the remote:" }, function(choice)
         if choice == "Reload" then
-          util.guard(require("distant.buffer").reload, bufnr)
+          util.guard(require("distant.buffer").reload, bufnr, meta)
         else
           -- Keep: take the new etag as seen so we do not ask again; the
           -- next :write still conflicts (it checks the real etag).
