@@ -76,22 +76,35 @@ local function on_notification(method, params)
   end
 end
 
-local function on_exit(code, signal)
-  vim.schedule(function()
-    local had_connection = M.connection ~= nil
-    rpc = nil
-    M.connection = nil
-    if had_connection then
-      util.error(
-        ("the bridge exited (code %s%s); run :DistantConnect %s to start it again"):format(
-          tostring(code),
-          signal ~= 0 and (", signal " .. tostring(signal)) or "",
-          M.destination or "DEST"
-        )
+--- The exit handler of one bridge process: after a restart, the old
+--- process's exit must not touch the new one's state.
+local function on_exit_of(process)
+  return function(code, signal)
+    vim.schedule(function()
+      if rpc ~= process.client then
+        return
+      end
+      M.bridge_exited(code, signal)
+    end)
+  end
+end
+
+--- The bridge went away (crashed, killed, or its manager died): forget the
+--- connection and say how to get it back.
+function M.bridge_exited(code, signal)
+  local had_connection = M.connection ~= nil
+  rpc = nil
+  M.connection = nil
+  if had_connection then
+    util.error(
+      ("the bridge exited (code %s%s); run :DistantConnect %s to start it again"):format(
+        tostring(code),
+        (signal and signal ~= 0) and (", signal " .. tostring(signal)) or "",
+        M.destination or "DEST"
       )
-    end
-    set_state("disconnected")
-  end)
+    )
+  end
+  set_state("disconnected")
 end
 
 --- Whether the bridge process is running.
@@ -114,12 +127,13 @@ function M.start()
   local cmd = { bridge }
   vim.list_extend(cmd, config.options.bridge_args or {})
   table.insert(cmd, "stdio")
+  local process = {}
   local ok, client = pcall(vim.lsp.rpc.start, cmd, {
     notification = on_notification,
     server_request = function()
       return nil, vim.lsp.rpc.rpc_response_error(vim.lsp.protocol.ErrorCodes.MethodNotFound)
     end,
-    on_exit = on_exit,
+    on_exit = on_exit_of(process),
     on_error = function(code, err)
       util.error(("bridge protocol error %s: %s"):format(tostring(code), tostring(err)))
     end,
@@ -128,6 +142,7 @@ function M.start()
     util.fail(("cannot start the bridge: %s"):format(tostring(client)))
   end
   rpc = client
+  process.client = client
   local info = M.request_sync("initialize", { clientName = "distant.nvim" })
   bridge_version = info and info.version
 end
