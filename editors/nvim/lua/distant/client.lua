@@ -241,6 +241,11 @@ function M.connect(destination)
   M.server = result.server
   M.system = M.request_sync("system/info", {})
   set_state("connected")
+  -- Internal event: modules that hold per-connection state (watches)
+  -- re-establish it.
+  for _, fn in ipairs(listeners["$connected"] or {}) do
+    util.guard(fn)
+  end
   return result.connection
 end
 

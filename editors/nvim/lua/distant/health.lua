@@ -61,6 +61,20 @@ function M.check()
     end
     if #problems > 0 then
       health.error(name .. ": " .. table.concat(problems, "; "))
+    elseif client and client.state == "connected" then
+      -- Is the server's program there on the remote?
+      local ok, result = pcall(function()
+        return require("distant.shell").run({ "/bin/sh", "-c", 'command -v "$0"', server.cmd[1] })
+      end)
+      if ok and result.code == 0 then
+        health.ok(
+          ("%s: %s on the remote, for %s"):format(name, vim.trim(result.stdout), table.concat(server.filetypes, ", "))
+        )
+      else
+        health.warn(("%s: `%s` not found on the remote"):format(name, server.cmd[1]), {
+          "Install it on the remote machine, or give its full path in `cmd`",
+        })
+      end
     else
       health.ok(
         ("%s: %s for %s (runs on the remote)"):format(

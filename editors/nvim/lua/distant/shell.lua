@@ -48,6 +48,10 @@ local function on_output(params)
     return
   end
   local bytes = util.decode_data(params.data, params.encoding)
+  if proc.out then
+    table.insert(proc.out[params.stream] or proc.out.stdout, bytes)
+    return
+  end
   if not vim.api.nvim_buf_is_valid(proc.bufnr) then
     return -- its buffer was wiped; the process is being killed
   end
@@ -65,6 +69,10 @@ local function on_exit(params)
   end
   proc.exited = true
   proc.code = params.code
+  if proc.out then
+    procs[params.proc] = nil
+    return
+  end
   local status = params.error and ("lost: " .. params.error)
     or (params.signal and ("killed by " .. tostring(params.signal)))
     or ("exit code " .. tostring(params.code))
@@ -99,6 +107,12 @@ local function register()
       end
     end,
   })
+end
+
+--- The remote directory the current buffer stands for (a directory
+--- buffer, or a remote file's directory), else nil (the remote's own).
+local function current_remote_dir()
+  return vim.b.distant_dir or (vim.b.distant_path and util.dirname(vim.b.distant_path)) or nil
 end
 
 local function window_size(bufnr)
@@ -182,6 +196,7 @@ function M.shell(cmd)
     local sys = client.system or {}
     cmd = { sys.shell ~= nil and sys.shell ~= "" and sys.shell or "/bin/sh" }
   end
+  local cwd = current_remote_dir()
   local bufnr = vim.api.nvim_create_buf(true, false)
   vim.api.nvim_win_set_buf(0, bufnr)
   local proc = { bufnr = bufnr, pty = true, exited = false }
@@ -193,7 +208,7 @@ function M.shell(cmd)
   pcall(vim.api.nvim_buf_set_name, bufnr, ("distant-term://%s//%s"):format(bufnr, table.concat(cmd, " ")))
   local size = window_size(bufnr) or { rows = 24, cols = 80 }
   proc.size = size
-  spawn(proc, { cmd = cmd, pty = size, cwd = vim.b.distant_dir, env = { TERM = "xterm-256color" } })
+  spawn(proc, { cmd = cmd, pty = size, cwd = cwd, env = { TERM = "xterm-256color" } })
   return bufnr
 end
 
@@ -213,6 +228,7 @@ end
 ---@param command string
 ---@return integer bufnr
 function M.spawn(command)
+  local cwd = current_remote_dir()
   local bufnr = vim.api.nvim_create_buf(false, true)
   vim.bo[bufnr].bufhidden = "wipe"
   pcall(vim.api.nvim_buf_set_name, bufnr, ("distant-spawn://%d/%s"):format(bufnr, command))
@@ -220,8 +236,35 @@ function M.spawn(command)
   vim.api.nvim_win_set_buf(0, bufnr)
   vim.bo[bufnr].modifiable = false
   local proc = { bufnr = bufnr, pty = false, exited = false }
-  spawn(proc, { cmd = { "/bin/sh", "-c", command } })
+  spawn(proc, { cmd = { "/bin/sh", "-c", command }, cwd = cwd })
   return bufnr
+end
+
+--- Runs `cmd` (an argv) remotely and waits for it: {code, stdout, stderr}.
+--- For short probes (:checkhealth); raises a user error on timeout.
+---@param cmd string[]
+---@param timeout? integer ms
+function M.run(cmd, timeout)
+  register()
+  local proc = { bufnr = -1, pty = false, exited = false, out = { stdout = {}, stderr = {} } }
+  local failed
+  client.request("proc/spawn", { cmd = cmd }, function(err, result)
+    if err then
+      failed = err.message or tostring(err)
+      return
+    end
+    proc.id = result.proc
+    procs[result.proc] = proc
+  end)
+  local done = vim.wait(timeout or 5000, function()
+    return failed ~= nil or proc.exited
+  end, 5)
+  if failed then
+    util.fail(failed)
+  elseif not done then
+    util.fail(table.concat(cmd, " ") .. " did not finish in time")
+  end
+  return { code = proc.code, stdout = table.concat(proc.out.stdout), stderr = table.concat(proc.out.stderr) }
 end
 
 return M

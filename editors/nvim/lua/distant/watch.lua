@@ -133,6 +133,7 @@ function M.add(bufnr)
     registered = true
     client.on("fs/changed", on_changed)
     client.on("fs/watchEnded", on_ended)
+    client.on("$connected", M.rewatch)
   end
   local path = vim.b[bufnr].distant_path
   if not path then
@@ -154,6 +155,17 @@ function M.add(bufnr)
     entry.id = result.watch
     dirs_by_id[result.watch] = dir
   end)
+end
+
+--- Watches again for every loaded remote file (after a new connection:
+--- watches belonged to the old one).
+function M.rewatch()
+  watches, dirs_by_id = {}, {}
+  for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
+    if vim.api.nvim_buf_is_loaded(bufnr) and vim.b[bufnr].distant_path and not vim.b[bufnr].distant_dir then
+      M.add(bufnr)
+    end
+  end
 end
 
 --- Stops every watch (on disconnect).

@@ -27,6 +27,16 @@ describe("distant remote language servers", function()
     H.teardown()
   end)
 
+  it(":checkhealth finds the language server on the remote", function()
+    vim.cmd("checkhealth distant")
+    local text = H.text()
+    assert.matches("connected local", text)
+    if vim.fn.executable("pylsp") == 1 then
+      assert.matches("pylsp: %S+pylsp on the remote, for python", text)
+    end
+    vim.cmd("bwipeout!")
+  end)
+
   it("attaches pylsp at the project root and jumps to a definition", function()
     if vim.fn.executable("pylsp") ~= 1 then
       pending("pylsp not installed (bash .ci/setup-lsp.sh)")

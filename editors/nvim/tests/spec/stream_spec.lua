@@ -134,6 +134,18 @@ describe("distant streams", function()
     vim.cmd("only")
   end)
 
+  it(":DistantSpawn runs in the current remote directory", function()
+    vim.fn.mkdir(root .. "/here", "p")
+    vim.cmd.edit("distant://" .. root .. "/here")
+    vim.cmd("DistantSpawn pwd")
+    local bufnr = vim.api.nvim_get_current_buf()
+    H.wait(function()
+      return vim.b[bufnr].distant_exit_code ~= nil
+    end, "pwd to exit")
+    assert.equals(vim.uv.fs_realpath(root .. "/here"), vim.api.nvim_buf_get_lines(bufnr, 0, 1, false)[1])
+    vim.cmd("only")
+  end)
+
   it("reloads a buffer changed on the remote ('autoread')", function()
     vim.o.autoread = true
     H.write(root .. "/watched.txt", "v1\n")
