@@ -41,6 +41,11 @@ function M.client_config(name, server, root)
     -- (uri_from_fname would wrap it in file://), so give them explicitly.
     root_dir = root_uri,
     workspace_folders = { { uri = root_uri, name = root } },
+    -- vim.lsp derives rootPath from the URI and would send the URI itself
+    -- (which the proxy then turns into file:///…); send the plain path.
+    before_init = function(params)
+      params.rootPath = root
+    end,
     settings = server.settings,
     init_options = server.init_options,
     capabilities = server.capabilities,
