@@ -57,11 +57,15 @@ end
 function M.refresh_all()
   for _, bufnr in ipairs(vim.api.nvim_list_bufs()) do
     if vim.api.nvim_buf_is_loaded(bufnr) and M.is_dir_buffer(bufnr) then
-      local cursor = vim.fn.win_findbuf(bufnr)[1] and vim.api.nvim_win_get_cursor(vim.fn.win_findbuf(bufnr)[1])
+      -- Keep each window's cursor line (clamped to the new listing).
+      local cursors = {}
+      for _, win in ipairs(vim.fn.win_findbuf(bufnr)) do
+        cursors[win] = vim.api.nvim_win_get_cursor(win)[1]
+      end
       M.render(bufnr, vim.b[bufnr].distant_dir)
-      if cursor then
-        local win = vim.fn.win_findbuf(bufnr)[1]
-        pcall(vim.api.nvim_win_set_cursor, win, { math.min(cursor[1], vim.api.nvim_buf_line_count(bufnr)), 0 })
+      local count = vim.api.nvim_buf_line_count(bufnr)
+      for win, row in pairs(cursors) do
+        pcall(vim.api.nvim_win_set_cursor, win, { math.min(row, count), 0 })
       end
     end
   end

@@ -109,9 +109,9 @@ function M.error(message)
 end
 
 --- Runs `fn`; any error becomes one `vim.notify` ERROR. User errors are
---- shown as they are; unexpected ones as a one-line "internal error" so a
---- stack trace never lands in the user's face (the full one goes to the log
---- at DEBUG level via `:messages` is not spammed).
+--- shown as they are; unexpected ones as a one-line "internal error", so a
+--- stack trace never lands in the user's face (the trace is kept in
+--- `g:distant_last_traceback` for bug reports).
 ---@return boolean ok, any result
 function M.guard(fn, ...)
   local ok, result = xpcall(fn, function(err)
