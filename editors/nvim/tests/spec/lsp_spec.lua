@@ -38,10 +38,7 @@ describe("distant remote language servers", function()
   end)
 
   it("attaches pylsp at the project root and jumps to a definition", function()
-    if vim.fn.executable("pylsp") ~= 1 then
-      pending("pylsp not installed (bash .ci/setup-lsp.sh)")
-      return
-    end
+    assert(vim.fn.executable("pylsp") == 1, "pylsp is not installed: run bash .ci/setup-lsp.sh")
     vim.cmd.edit("distant://" .. root .. "/proj/main.py")
     local bufnr = vim.api.nvim_get_current_buf()
     local client
