@@ -1,0 +1,75 @@
+-- distant.config: the plugin's options — defaults, validation and the
+-- merged table every other module reads. Holds no state beyond that table.
+
+local M = {}
+
+---@class distant.ServerConfig
+---@field cmd string[]            argv of the language server on the remote
+---@field filetypes string[]      filetypes it attaches to
+---@field root_markers? string[]  names whose nearest ancestor is the project root
+---@field settings? table         passed to vim.lsp.start as `settings`
+
+---@class distant.Config
+M.defaults = {
+  -- Path of `distant-bridge`; the default finds it on $PATH.
+  bridge = "distant-bridge",
+  -- Extra arguments put before the subcommand, e.g. { "--no-manager" }.
+  bridge_args = {},
+  -- Environment for the bridge process (merged into Neovim's).
+  bridge_env = nil,
+  -- Language servers to run on the remote, by name.
+  ---@type table<string, distant.ServerConfig>
+  servers = {},
+  -- Watch open files and reload them (or ask, following 'autoread') when
+  -- they change on the remote.
+  watch = true,
+  -- How long a synchronous request (reading or writing a buffer, a
+  -- directory operation) may take before it fails, in milliseconds.
+  timeout = 30000,
+  -- Files above this many bytes are read in ranges of this size, with
+  -- progress shown, instead of in one request.
+  chunk_size = 4 * 1024 * 1024,
+  -- Keys in directory buffers; set one to false to leave it unmapped.
+  keymaps = {
+    open = "<CR>",
+    parent = "-",
+    refresh = "<C-l>",
+    new_file = "%",
+    mkdir = "d",
+    rename = "R",
+    delete = "D",
+    copy = "C",
+  },
+}
+
+---@type distant.Config
+M.options = vim.deepcopy(M.defaults)
+
+--- Merges user options over the defaults; unknown keys are kept so a newer
+--- option is never silently dropped by an older validator.
+---@param opts? table
+function M.set(opts)
+  opts = opts or {}
+  -- Plain checks rather than vim.validate, whose signature changed in 0.11.
+  local function expect(name, value, kind, optional)
+    if value == nil and optional then
+      return
+    end
+    if type(value) ~= kind then
+      error(("distant.setup: `%s` must be a %s, got %s"):format(name, kind, type(value)), 3)
+    end
+  end
+  expect("bridge", opts.bridge, "string", true)
+  expect("servers", opts.servers, "table", true)
+  expect("watch", opts.watch, "boolean", true)
+  expect("keymaps", opts.keymaps, "table", true)
+  for name, server in pairs(opts.servers or {}) do
+    expect("servers." .. name .. ".cmd", server.cmd, "table")
+    expect("servers." .. name .. ".filetypes", server.filetypes, "table")
+  end
+  M.options = vim.tbl_deep_extend("force", vim.deepcopy(M.defaults), opts)
+  -- Server tables are replaced, not merged key by key with the defaults.
+  M.options.servers = opts.servers or {}
+end
+
+return M
