@@ -87,6 +87,71 @@ function M.read_bytes(path, size, expected_etag)
   return table.concat(parts), etag
 end
 
+--- Writes `bytes` to `path`: one `fs/write` up to `chunk_size`, else a
+--- chunked write (`fs/writeStart`, ranges with a few in flight and
+--- progress, `fs/writeFinish`), which is just as atomic and etag-checked
+--- and has no size limit. Raises a user error (kind `conflict` when
+--- `if_etag` no longer matches); returns the result `{size, mtime, etag}`.
+---@param path string
+---@param bytes string
+---@param if_etag string? nil: no check; "": the file must not exist
+function M.write_bytes(path, bytes, if_etag)
+  local chunk = config.options.chunk_size
+  if #bytes <= chunk then
+    return client.request_sync(
+      "fs/write",
+      { path = path, data = vim.base64.encode(bytes), encoding = "base64", ifEtag = if_etag }
+    )
+  end
+  local write = client.request_sync("fs/writeStart", { path = path, ifEtag = if_etag }).write
+  local count = math.ceil(#bytes / chunk)
+  local sent, next_index, in_flight, failure = 0, 1, 0, nil
+  local function issue()
+    while in_flight < 4 and next_index <= count and not failure do
+      local index = next_index
+      next_index = next_index + 1
+      in_flight = in_flight + 1
+      local offset = (index - 1) * chunk
+      local data = vim.base64.encode(bytes:sub(offset + 1, offset + chunk))
+      client.request(
+        "fs/writeChunk",
+        { write = write, offset = offset, data = data, encoding = "base64" },
+        function(err)
+          in_flight = in_flight - 1
+          if err then
+            failure = failure or err
+            return
+          end
+          sent = sent + 1
+          progress(("writing %s: %d%%"):format(path, math.floor(sent * 100 / count)))
+          local ok, err2 = pcall(issue)
+          if not ok then
+            failure = failure or { message = util.error_message(err2) }
+          end
+        end
+      )
+    end
+  end
+  local ok_issue, err_issue = pcall(issue)
+  if not ok_issue then
+    failure = { message = util.error_message(err_issue) }
+  end
+  local done = vim.wait(config.options.timeout + count * 1000, function()
+    return failure ~= nil or sent == count or not client.running()
+  end, 5)
+  if failure or not done or sent < count then
+    -- Nothing was replaced: the remote file is as it was.
+    pcall(client.request_sync, "fs/writeAbort", { write = write })
+    util.fail(
+      "cannot write " .. path .. ": " .. (failure and failure.message or "timed out or the bridge went away"),
+      failure and failure.data and failure.data.kind or nil
+    )
+  end
+  local result = client.request_sync("fs/writeFinish", { write = write })
+  progress(("wrote %s (%d bytes)"):format(path, #bytes))
+  return result
+end
+
 --- Whether `s` is valid UTF-8 (vim.iconv replaces bad bytes silently, so
 --- it cannot tell). ASCII runs are skipped with one find each.
 local function is_utf8(s)
@@ -349,15 +414,15 @@ function M.write(bufnr, target, force, range)
   local to_self = path == own and not range
   local lines = range and vim.api.nvim_buf_get_lines(bufnr, range[1] - 1, range[2], false) or nil
   local bytes = M.encode(bufnr, lines)
-  local params = { path = path, data = vim.base64.encode(bytes), encoding = "base64" }
+  local if_etag = nil
   if not force then
     -- Our own file: only over the version we read. Another name: only if
     -- it does not exist yet (as :write refuses with E13 locally).
-    params.ifEtag = to_self and vim.b[bufnr].distant_etag or (path ~= own and "" or nil)
+    if_etag = to_self and vim.b[bufnr].distant_etag or (path ~= own and "" or nil)
   end
   -- While the write is out, watch events are ours: the watcher waits.
   vim.b[bufnr].distant_writing = true
-  local ok, result = pcall(client.request_sync, "fs/write", params)
+  local ok, result = pcall(M.write_bytes, path, bytes, if_etag)
   vim.b[bufnr].distant_writing = false
   if not ok then
     if util.error_kind(result) == "conflict" then

@@ -26,8 +26,8 @@ M.defaults = {
   -- How long a synchronous request (reading or writing a buffer, a
   -- directory operation) may take before it fails, in milliseconds.
   timeout = 30000,
-  -- Files above this many bytes are read in ranges of this size, with
-  -- progress shown, instead of in one request.
+  -- Files above this many bytes are read and saved in ranges of this size,
+  -- with progress shown, instead of in one request.
   chunk_size = 4 * 1024 * 1024,
   -- Keys in directory buffers; set one to false to leave it unmapped.
   keymaps = {

@@ -148,18 +148,33 @@ describe("distant buffers", function()
     assert.equals("mine again\n", H.read(dir .. "/c.txt"))
   end)
 
-  it("reads a big file in ranges with progress, and writes it back", function()
+  it("reads and writes a big file in ranges with progress, etag-checked", function()
     local config = require("distant.config")
     local saved = config.options.chunk_size
     config.options.chunk_size = 64 * 1024
-    local line = string.rep("x", 99) .. "\n"
-    local bytes = string.rep(line, 5000) -- ~500 KB: 8 ranges
-    H.write(dir .. "/big.txt", bytes)
-    vim.cmd.edit("distant://" .. dir .. "/big.txt")
+    local ok, err = pcall(function()
+      local line = string.rep("x", 99) .. "\n"
+      local bytes = string.rep(line, 5000) -- ~500 KB: 8 ranges
+      H.write(dir .. "/big.txt", bytes)
+      vim.cmd.edit("distant://" .. dir .. "/big.txt")
+      assert.equals(5000, vim.api.nvim_buf_line_count(0))
+      H.notes = {}
+      vim.api.nvim_buf_set_lines(0, 0, 1, false, { "first line changed" })
+      vim.cmd.write()
+      local expected = "first line changed\n" .. string.rep(line, 4999)
+      assert.equals(expected, H.read(dir .. "/big.txt"))
+      assert.is_false(vim.bo.modified)
+      -- Changed behind the buffer: the chunked save is refused whole.
+      H.write(dir .. "/big.txt", "theirs\n")
+      vim.api.nvim_buf_set_lines(0, 0, 1, false, { "second change" })
+      vim.cmd.write()
+      assert.equals("theirs\n", H.read(dir .. "/big.txt"))
+      assert.is_true(#H.notes_matching("changed on the remote", vim.log.levels.WARN) >= 1)
+      vim.cmd("write!")
+      assert.equals("second change\n" .. string.rep(line, 4999), H.read(dir .. "/big.txt"))
+    end)
     config.options.chunk_size = saved
-    assert.equals(5000, vim.api.nvim_buf_line_count(0))
-    vim.cmd.write()
-    assert.equals(bytes, H.read(dir .. "/big.txt"))
+    assert(ok, err)
   end)
 
   it("reports errors with vim.notify, not a traceback", function()
