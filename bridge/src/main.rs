@@ -48,7 +48,8 @@ enum Command {
     Stdio,
     /// The connection-sharing daemon (normally started on demand).
     Manager {
-        /// Exit after this many idle seconds (no clients, no connections); 0 = never.
+        /// Close connections no attached client uses after this many seconds, and
+        /// exit after this many seconds with no clients and no connections; 0 = never.
         #[arg(long, value_name = "SECS", default_value_t = 600)]
         idle_exit: u64,
         /// Stay in the foreground (default: detach and print its pid).

@@ -22,8 +22,10 @@
 //!
 //! Clients call [`connect_or_start`]: connect to the socket, or start
 //! `distant-bridge manager --foreground` detached (`setsid`, output to the
-//! log) and wait up to [`START_TIMEOUT`] for the socket. The manager
-//! ([`bind`] then [`serve`]) exits after it has been idle (no peers, no
+//! log) and wait up to [`START_TIMEOUT`] for the socket. While serving, the
+//! manager closes connections no attached client has used for the idle
+//! timeout ([`Api::close_unused`]). It ([`bind`] then [`serve`]) exits
+//! after it has been idle (no peers, no
 //! server connections) for the idle timeout, on `SIGTERM`/`SIGINT`, or when
 //! its socket file is removed or replaced (it could never be reached again).
 
@@ -388,6 +390,9 @@ pub async fn serve(
                 }
             },
             _ = tick.tick() => {
+                if let Some(linger) = idle_exit {
+                    api.close_unused(linger);
+                }
                 let busy = active.load(Ordering::SeqCst) > 0
                     || api.peer_count() > 0
                     || api.connection_count() > 0;

@@ -1,5 +1,6 @@
 //! The manager's life: started on demand and shared, stale sockets replaced,
-//! a killed manager noticed by its relays and replaced, idle exit.
+//! a killed manager noticed by its relays and replaced, idle exit, unused
+//! connections (and their local servers) closed.
 
 mod manager_support;
 
@@ -158,4 +159,46 @@ async fn concurrent_first_clients_end_up_with_one_manager() {
         assert_eq!(code, 1, "{err}");
         assert!(err.contains("went away mid-session"), "{err}");
     }
+}
+
+#[tokio::test]
+async fn unused_connections_are_closed_with_their_local_server() {
+    let mut env = Env::new("linger");
+    env.idle_exit = 1;
+    // A connection an attached editor uses stays, however long it idles.
+    let mut editor = env.stdio(&[]);
+    let client = editor.client();
+    initialize(&client).await;
+    let held = client
+        .request("connect", serde_json::json!({"destination": "local"}))
+        .await
+        .expect("connect local");
+    let held = held["connection"].as_str().unwrap().to_owned();
+    let manager = env.manager_pid().expect("pid");
+    let servers = distant_testkit::children_named(manager, "distant-server");
+    assert_eq!(servers.len(), 1, "one local server: {servers:?}");
+    tokio::time::sleep(Duration::from_millis(2500)).await;
+    let exists = client
+        .request(
+            "fs/exists",
+            serde_json::json!({"connection": held, "path": "/"}),
+        )
+        .await
+        .expect("the held connection still works");
+    assert_eq!(exists, serde_json::Value::Bool(true));
+
+    // The editor quits: its connection lingers for the idle time, then
+    // closes, and the local server goes with it (then the manager exits).
+    drop(client);
+    drop(editor);
+    wait_until(
+        Duration::from_secs(15),
+        "the unused local server to stop",
+        || !alive(servers[0]),
+    )
+    .await;
+    wait_until(Duration::from_secs(15), "the idle manager to exit", || {
+        !alive(manager)
+    })
+    .await;
 }

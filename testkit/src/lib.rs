@@ -4,8 +4,9 @@
 //! - [`FaultProxy`]: a loopback TCP relay that cuts (at once or after N
 //!   bytes), black-holes, refuses, half-closes or redirects connections — what a flaky network or a restarted server
 //!   looks like to a client.
-//! - [`pid_alive`], [`rss_kib`]: /proc probes for "the process was reaped"
-//!   and "memory stayed bounded".
+//! - [`pid_alive`], [`rss_kib`], [`children_named`]: /proc probes for "the
+//!   process was reaped", "its children", and
+//!   "memory stayed bounded".
 //! - [`wait_until`]: polling with a deadline instead of fixed sleeps.
 //! - [`workspace_bin`]: the path of a workspace binary (built on demand),
 //!   for tests that run the real `distant-server` / `distant-bridge`.
@@ -222,6 +223,34 @@ pub fn pid_alive(pid: u32) -> bool {
         }
         Err(_) => false,
     }
+}
+
+/// Children of `parent` whose command name is `comm`.
+pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
+    let mut pids = Vec::new();
+    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Some(pid) = entry
+            .file_name()
+            .to_str()
+            .and_then(|s| s.parse::<u32>().ok())
+        else {
+            continue;
+        };
+        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+            continue;
+        };
+        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
+            continue;
+        };
+        let name = &stat[open + 1..close];
+        let mut rest = stat[close + 1..].split_whitespace();
+        let state = rest.next();
+        let ppid = rest.next().and_then(|p| p.parse::<u32>().ok());
+        if ppid == Some(parent) && name == comm && state != Some("Z") {
+            pids.push(pid);
+        }
+    }
+    pids
 }
 
 /// VmRSS and VmHWM (peak) of a process, in KiB (0 when unknown).

@@ -195,6 +195,16 @@ pub struct Api {
     streams: Mutex<HashMap<String, StreamEntry>>,
     /// Chunked writes in progress; aborted when their peer leaves.
     writes: Mutex<HashMap<String, WriteEntry>>,
+    /// Which live peers use each connection, and since when none has.
+    usage: Mutex<HashMap<String, Usage>>,
+}
+
+/// The peers that named a connection in a request and are still attached;
+/// when the last one leaves, the connection starts to count as unused.
+#[derive(Debug, Default)]
+struct Usage {
+    users: std::collections::HashSet<u64>,
+    unused_since: Option<std::time::Instant>,
 }
 
 impl Api {
@@ -208,6 +218,7 @@ impl Api {
             connect_lock: tokio::sync::Mutex::new(()),
             streams: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
+            usage: Mutex::new(HashMap::new()),
         })
     }
 
@@ -349,6 +360,13 @@ impl Api {
         let peer = peer.clone();
         async move {
             let jsonrpc::Request { id, method, params } = request;
+            if let Some(connection) = params
+                .as_ref()
+                .and_then(|p| p.get("connection"))
+                .and_then(Value::as_str)
+            {
+                api.mark_use(connection, peer.id);
+            }
             let cancelled = async move {
                 if cancel_rx.await.is_err() {
                     std::future::pending::<()>().await;
@@ -362,7 +380,14 @@ impl Api {
                     None,
                 ),
                 outcome = work => match outcome {
-                    Ok(done) => (jsonrpc::result_response(&id, &done.value), done.then),
+                    Ok(done) => {
+                        if method == "connect" {
+                            if let Some(c) = done.value.get("connection").and_then(Value::as_str) {
+                                api.mark_use(c, peer.id);
+                            }
+                        }
+                        (jsonrpc::result_response(&id, &done.value), done.then)
+                    }
                     Err(error) => {
                         tracing::debug!(%method, kind = %error.kind, "request failed");
                         (jsonrpc::error_response(Some(&id), &error), None)
@@ -499,7 +524,49 @@ impl Api {
         Ok(json!({"connection": id, "server": server}))
     }
 
+    /// Records that `peer` uses connection `id` (if it exists).
+    fn mark_use(&self, id: &str, peer: u64) {
+        if !lock(&self.connections).contains_key(id) {
+            return;
+        }
+        let mut usage = lock(&self.usage);
+        let u = usage.entry(id.to_string()).or_default();
+        u.users.insert(peer);
+        u.unused_since = None;
+    }
+
+    /// Closes every connection that no attached peer has used for
+    /// `linger` (a `local` server goes with its connection); returns their
+    /// ids. The manager calls this so that an editor that quit does not
+    /// leave servers running forever, while `connect` in one command and
+    /// `fs read` in the next still share a connection.
+    pub fn close_unused(&self, linger: Duration) -> Vec<String> {
+        let now = std::time::Instant::now();
+        let expired: Vec<String> = {
+            let connections = lock(&self.connections);
+            let mut usage = lock(&self.usage);
+            usage.retain(|id, _| connections.contains_key(id));
+            connections
+                .keys()
+                .filter(|id| {
+                    let u = usage.entry((*id).clone()).or_insert_with(|| Usage {
+                        users: Default::default(),
+                        unused_since: Some(now),
+                    });
+                    u.users.is_empty() && u.unused_since.get_or_insert(now).elapsed() >= linger
+                })
+                .cloned()
+                .collect()
+        };
+        for id in &expired {
+            tracing::info!(connection = %id, "closing a connection no client has used for {linger:?}");
+            let _ = self.disconnect(id);
+        }
+        expired
+    }
+
     pub(crate) fn disconnect(&self, id: &str) -> Result<(), RpcError> {
+        lock(&self.usage).remove(id);
         match lock(&self.connections).remove(id) {
             Some(c) => {
                 tracing::info!(connection = %id, destination = %c.target.display(), "disconnecting");
@@ -634,6 +701,12 @@ impl Api {
 
     /// Stops every stream a leaving peer started and aborts its writes.
     async fn release_peer(&self, peer: u64) {
+        let now = std::time::Instant::now();
+        for u in lock(&self.usage).values_mut() {
+            if u.users.remove(&peer) && u.users.is_empty() {
+                u.unused_since = Some(now);
+            }
+        }
         let owned: Vec<StreamEntry> = lock(&self.streams)
             .values()
             .filter(|e| e.owner == peer)

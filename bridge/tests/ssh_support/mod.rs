@@ -20,6 +20,8 @@ use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use crate::api_support::TempDir;
+#[allow(unused_imports)]
+pub use distant_testkit::children_named;
 
 pub const USER: &str = "distant-test";
 pub const ALIAS: &str = "distant-test-alias";
@@ -254,34 +256,6 @@ fn kill_user_servers(uid: u32) {
         // SAFETY: signalling a test user's server, started by these tests.
         unsafe { libc::kill(pid as i32, libc::SIGKILL) };
     }
-}
-
-/// Children of `parent` whose command name is `comm`.
-pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
-    let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
-            continue;
-        };
-        let (Some(open), Some(close)) = (stat.find('('), stat.rfind(')')) else {
-            continue;
-        };
-        let name = &stat[open + 1..close];
-        let mut rest = stat[close + 1..].split_whitespace();
-        let state = rest.next();
-        let ppid = rest.next().and_then(|p| p.parse::<u32>().ok());
-        if ppid == Some(parent) && name == comm && state != Some("Z") {
-            pids.push(pid);
-        }
-    }
-    pids
 }
 
 /// Socket inodes held open by `pid`.
