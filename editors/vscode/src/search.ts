@@ -1,0 +1,110 @@
+// Search Remote: workspace text search for custom schemes is a proposed API,
+// so this runs `search/start` (contents) and streams `search/results` into a
+// QuickPick; picking an item opens the file at the match; hiding the picker
+// cancels the search on the remote.
+import * as vscode from "vscode";
+import type { SearchDoneParams, SearchMatch, SearchResultsParams } from "./api";
+import type { Connections } from "./connections";
+import { uriString } from "./destinations";
+import { StreamRouter } from "./streams";
+
+export interface SearchItem extends vscode.QuickPickItem {
+  uri: vscode.Uri;
+  line: number;
+  column: number;
+}
+
+const MAX_RESULTS = 2000;
+
+/** One quick-pick row for a match (exported for tests). */
+export function searchItem(authority: string, root: string, match: SearchMatch): SearchItem {
+  const line = match.line ?? 1;
+  const column = match.column ?? (match.submatches[0]?.start ?? 0) + 1;
+  const relative = match.path.startsWith(`${root}/`) ? match.path.slice(root.length + 1) : match.path;
+  return {
+    label: (match.text ?? "").trim() || relative,
+    description: `${relative}:${line}:${column}`,
+    uri: vscode.Uri.parse(uriString(authority, match.path)),
+    line,
+    column,
+  };
+}
+
+export class RemoteSearch implements vscode.Disposable {
+  private readonly router: StreamRouter;
+
+  constructor(private readonly connections: Connections) {
+    this.router = new StreamRouter(connections.bridge, { "search/results": "search", "search/done": "search" });
+  }
+
+  /** Asks for a pattern, then shows streamed results under `root` (a distant:// folder). */
+  async run(root: vscode.Uri, pattern?: string): Promise<void> {
+    pattern ??= await vscode.window.showInputBox({
+      title: `Search ${root.toString()}`,
+      prompt: "Regular expression to search file contents for",
+      ignoreFocusOut: true,
+    });
+    if (!pattern) return;
+    const authority = root.authority;
+    const rootPath = root.path || "/";
+    const pick = vscode.window.createQuickPick<SearchItem>();
+    pick.title = `distant: “${pattern}” in ${rootPath}`;
+    pick.placeholder = "Searching…";
+    pick.matchOnDescription = true;
+    pick.busy = true;
+    pick.show();
+
+    let searchId: string | undefined;
+    let done = false;
+    const items: SearchItem[] = [];
+    let registration: { dispose(): void } | undefined;
+    const finish = () => {
+      registration?.dispose();
+      if (searchId && !done) {
+        const connection = this.connections.connectionId(authority);
+        if (connection) this.connections.bridge.request("search/cancel", { connection, search: searchId }).catch(() => undefined);
+      }
+      done = true;
+    };
+    pick.onDidHide(() => {
+      finish();
+      pick.dispose();
+    });
+    pick.onDidAccept(async () => {
+      const item = pick.selectedItems[0];
+      if (!item) return;
+      pick.hide();
+      const position = new vscode.Position(item.line - 1, item.column - 1);
+      await vscode.window.showTextDocument(item.uri, { selection: new vscode.Range(position, position) });
+    });
+
+    try {
+      const result = await this.connections.call<{ search: string }>(authority, "search/start", {
+        query: { target: "contents", pattern, paths: [rootPath], maxResults: MAX_RESULTS },
+      });
+      searchId = result.search;
+      if (done) return finish();
+      registration = this.router.register(searchId, (method, params) => {
+        if (method === "search/results") {
+          for (const match of (params as SearchResultsParams).matches) items.push(searchItem(authority, rootPath, match));
+          pick.items = items.slice();
+          return;
+        }
+        const p = params as SearchDoneParams;
+        done = true;
+        registration?.dispose();
+        pick.busy = false;
+        pick.placeholder = p.error
+          ? `Search failed: ${p.error}`
+          : `${items.length} match${items.length === 1 ? "" : "es"}${p.truncated ? " (truncated)" : ""}`;
+      });
+    } catch (error) {
+      pick.busy = false;
+      pick.placeholder = `Search failed: ${(error as Error).message}`;
+    }
+  }
+
+  dispose(): void {
+    this.router.dispose();
+  }
+}
