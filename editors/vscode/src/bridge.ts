@@ -69,7 +69,8 @@ export class Bridge implements Disposable {
 
   /** Starts the process unless it runs; resolves once it accepts requests. */
   start(): Promise<MessageConnection> {
-    if (this.disposed) return Promise.reject(new BridgeError("the distant extension is shutting down", "not_connected"));
+    if (this.disposed)
+      return Promise.reject(new BridgeError("the distant extension is shutting down", "not_connected"));
     if (this.connection) return Promise.resolve(this.connection);
     if (!this.starting) {
       this.starting = this.spawnProcess().finally(() => {
@@ -82,7 +83,12 @@ export class Bridge implements Disposable {
   async request<T>(method: string, params: object, token?: CancellationToken): Promise<T> {
     const connection = await this.start();
     try {
-      return (await connection.sendRequest(method, params, token)) as T;
+      // Pass the token only when there is one: vscode-jsonrpc takes a trailing
+      // `undefined` for a second positional parameter and sends an array.
+      const pending = token
+        ? connection.sendRequest(method, params, token)
+        : connection.sendRequest(method, params);
+      return (await pending) as T;
     } catch (error) {
       throw BridgeError.from(error, method);
     }
@@ -112,15 +118,22 @@ export class Bridge implements Disposable {
     clearTimeout(this.restartTimer);
     const { child, connection } = this;
     if (connection && child) {
-      // Polite shutdown so the bridge ends its streams; then make sure.
-      connection.sendRequest("shutdown", {}).then(
-        () => connection.sendNotification("exit").catch(() => undefined),
-        () => undefined,
-      );
-      const timer = setTimeout(() => child.kill("SIGKILL"), 2000);
-      timer.unref();
-      child.once("exit", () => clearTimeout(timer));
-      child.stdin?.end();
+      // Polite shutdown so the bridge ends its streams, then EOF; SIGKILL if
+      // it does not go. stdin is ended only after the last write.
+      const endInput = () => child.stdin?.end();
+      const fallback = setTimeout(endInput, 1000);
+      const killer = setTimeout(() => child.kill("SIGKILL"), 3000);
+      fallback.unref();
+      killer.unref();
+      child.once("exit", () => clearTimeout(killer));
+      connection
+        .sendRequest("shutdown", {})
+        .then(() => connection.sendNotification("exit"))
+        .catch(() => undefined)
+        .finally(() => {
+          clearTimeout(fallback);
+          endInput();
+        });
     } else {
       child?.kill();
     }
@@ -173,7 +186,9 @@ export class Bridge implements Disposable {
         child.once("exit", (code, signal) => this.onExit(child, connection, code, signal));
         // `initialize` is optional; it names us in the bridge's logs.
         connection
-          .sendRequest("initialize", { clientName: this.options.clientName ?? "vscode" })
+          .sendRequest("initialize", {
+            clientName: this.options.clientName ?? "vscode",
+          })
           .catch(() => undefined);
         this.options.log(`bridge started (pid ${child.pid})`);
         this.didStart.fire(child.pid ?? 0);
@@ -191,7 +206,12 @@ export class Bridge implements Disposable {
     return new BridgeError(reason, "not_connected");
   }
 
-  private onExit(child: ChildProcess, connection: MessageConnection, code: number | null, signal: NodeJS.Signals | null) {
+  private onExit(
+    child: ChildProcess,
+    connection: MessageConnection,
+    code: number | null,
+    signal: NodeJS.Signals | null,
+  ) {
     if (this.child !== child) return;
     this.child = undefined;
     this.connection = undefined;

@@ -61,7 +61,8 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
         `distant: "${chosen}" needs a name: add it to distant.destinations (distant:// destinations carry a key that cannot go in a URI).`,
         open,
       );
-      if (answer === open) await vscode.commands.executeCommand("workbench.action.openSettings", "distant.destinations");
+      if (answer === open)
+        await vscode.commands.executeCommand("workbench.action.openSettings", "distant.destinations");
       return undefined;
     }
     await ctx.extension.globalState.update(HISTORY_KEY, pushHistory(history, authority));
@@ -89,7 +90,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     ctx.statusBar.focus(authority);
     try {
       await vscode.window.withProgress(
-        { location: vscode.ProgressLocation.Notification, title: `distant: connecting to ${authority}…` },
+        {
+          location: vscode.ProgressLocation.Notification,
+          title: `distant: connecting to ${authority}…`,
+        },
         () => connections.connect(authority),
       );
       return true;
@@ -133,11 +137,15 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
       const live = connections.all().filter((c) => c.connection);
       let authority = given;
       if (!authority) {
-        if (live.length === 0) return void vscode.window.showInformationMessage("distant: no open connection.");
+        if (live.length === 0)
+          return void vscode.window.showInformationMessage("distant: no open connection.");
         authority =
           live.length === 1
             ? live[0].authority
-            : (await vscode.window.showQuickPick(live.map((c) => c.authority), { title: "distant: Disconnect" }));
+            : await vscode.window.showQuickPick(
+                live.map((c) => c.authority),
+                { title: "distant: Disconnect" },
+              );
       }
       if (authority) await connections.disconnect(authority);
     }),
@@ -152,7 +160,10 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     register("distant.newTerminal", async (given?: string) => {
       const authority = given ?? (await currentAuthority("distant: New Remote Terminal"));
       if (!authority) return;
-      openRemoteTerminal(connections, ctx.procRouter, { authority, cwd: currentRoot(authority) });
+      openRemoteTerminal(connections, ctx.procRouter, {
+        authority,
+        cwd: currentRoot(authority),
+      });
     }),
 
     register("distant.searchRemote", async (pattern?: string) => {

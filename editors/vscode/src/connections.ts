@@ -10,12 +10,7 @@ import { DestinationMap, resolveDestination } from "./destinations";
 import { BridgeError, isConnectionKind } from "./errors";
 
 export type ConnectionStatus =
-  | "connecting"
-  | "connected"
-  | "reconnecting"
-  | "lost"
-  | "disconnected"
-  | "failed";
+  "connecting" | "connected" | "reconnecting" | "lost" | "disconnected" | "failed";
 
 export interface ConnectionInfo {
   authority: string;
@@ -35,7 +30,10 @@ interface Entry extends ConnectionInfo {
 export class Connections {
   private readonly entries = new Map<string, Entry>();
   private readonly didChange = new Emitter<ConnectionInfo>();
-  private readonly didConnect = new Emitter<{ authority: string; connection: string }>();
+  private readonly didConnect = new Emitter<{
+    authority: string;
+    connection: string;
+  }>();
   private readonly subscriptions: { dispose(): void }[] = [];
 
   /** Any change of an authority's status. */
@@ -176,7 +174,11 @@ export class Connections {
       if (!entry.connection && !entry.pending) continue;
       entry.connection = undefined;
       entry.resumeOnRestart = !expected;
-      this.update(entry, "lost", expected ? "the bridge stopped" : "the bridge process exited; restarting it");
+      this.update(
+        entry,
+        "lost",
+        expected ? "the bridge stopped" : "the bridge process exited; restarting it",
+      );
     }
   }
 

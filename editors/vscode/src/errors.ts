@@ -35,7 +35,11 @@ export class BridgeError extends Error {
   /** Builds one from whatever a JSON-RPC call rejected with. */
   static from(error: unknown, method?: string): BridgeError {
     if (error instanceof BridgeError) return error;
-    const e = error as { message?: unknown; data?: { kind?: unknown }; code?: unknown };
+    const e = error as {
+      message?: unknown;
+      data?: { kind?: unknown };
+      code?: unknown;
+    };
     const message = typeof e?.message === "string" ? e.message : String(error);
     const rawKind = e?.data?.kind;
     let kind: ErrorKind = "other";

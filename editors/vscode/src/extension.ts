@@ -49,7 +49,9 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   });
 
   context.subscriptions.push(
-    vscode.workspace.registerFileSystemProvider(SCHEME, fileSystem, { isCaseSensitive: true }),
+    vscode.workspace.registerFileSystemProvider(SCHEME, fileSystem, {
+      isCaseSensitive: true,
+    }),
     vscode.window.registerTerminalProfileProvider("distant.terminal", {
       provideTerminalProfile: () => {
         const authority = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === SCHEME)?.uri;
@@ -58,10 +60,20 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
           authority: authority.authority,
           cwd: authority.path,
         });
-        return new vscode.TerminalProfile({ name: `distant: ${authority.authority}`, pty });
+        return new vscode.TerminalProfile({
+          name: `distant: ${authority.authority}`,
+          pty,
+        });
       },
     }),
-    ...registerCommands({ extension: context, connections, statusBar, search, procRouter: terminals, output }),
+    ...registerCommands({
+      extension: context,
+      connections,
+      statusBar,
+      search,
+      procRouter: terminals,
+      output,
+    }),
     watchFailures(connections),
     languageClients,
     statusBar,
@@ -76,7 +88,9 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   const folder = vscode.workspace.workspaceFolders?.find((f) => f.uri.scheme === SCHEME);
   if (folder) statusBar.focus(folder.uri.authority);
   languageClients.scanOpenDocuments();
-  log(`distant extension activated (bridge: ${settings.bridgeCommand()} ${settings.bridgeGlobalArgs().join(" ")})`);
+  log(
+    `distant extension activated (bridge: ${settings.bridgeCommand()} ${settings.bridgeGlobalArgs().join(" ")})`,
+  );
   return { bridge, connections, fileSystem };
 }
 
@@ -98,10 +112,16 @@ function watchFailures(connections: Connections): vscode.Disposable {
     reported.add(info.authority);
     const verb = info.status === "failed" ? "could not connect to" : "lost the connection to";
     void vscode.window
-      .showErrorMessage(`distant ${verb} ${info.authority}: ${info.detail ?? "no reason given"}`, "Retry", "Open Settings", "Show Log")
+      .showErrorMessage(
+        `distant ${verb} ${info.authority}: ${info.detail ?? "no reason given"}`,
+        "Retry",
+        "Open Settings",
+        "Show Log",
+      )
       .then((choice) => {
         if (choice === "Retry") return vscode.commands.executeCommand("distant.reconnect", info.authority);
-        if (choice === "Open Settings") return vscode.commands.executeCommand("workbench.action.openSettings", "distant.");
+        if (choice === "Open Settings")
+          return vscode.commands.executeCommand("workbench.action.openSettings", "distant.");
         if (choice === "Show Log") return vscode.commands.executeCommand("distant.showLog");
         return undefined;
       });

@@ -21,6 +21,7 @@ interface WatchState {
   connection?: string;
   watchId?: string;
   disposed: boolean;
+  starting: boolean;
   router?: { dispose(): void };
 }
 
@@ -46,9 +47,16 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     private readonly connections: Connections,
     private readonly log: (line: string) => void = () => undefined,
   ) {
-    this.router = new StreamRouter(bridge, { "fs/changed": "watch", "fs/watchEnded": "watch" });
+    this.router = new StreamRouter(bridge, {
+      "fs/changed": "watch",
+      "fs/watchEnded": "watch",
+    });
     this.subscriptions.push(
       connections.onDidConnect(({ authority, connection }) => this.rewatch(authority, connection)),
+      // A new bridge process reuses ids ("1"…): every watch of the old one is gone.
+      bridge.onDidExit(() => {
+        for (const state of this.watches) this.dropWatch(state);
+      }),
     );
   }
 
@@ -56,7 +64,9 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
 
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
     return this.guard(uri, async () => {
-      let meta = await this.call<Metadata>(uri, "fs/metadata", { path: remotePath(uri.path) });
+      let meta = await this.call<Metadata>(uri, "fs/metadata", {
+        path: remotePath(uri.path),
+      });
       let type = fileType(meta.type);
       if (meta.type === "symlink") {
         // VS Code wants a link's target type plus the SymbolicLink bit.
@@ -86,7 +96,10 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
   async readDirectory(uri: vscode.Uri): Promise<[string, vscode.FileType][]> {
     return this.guard(uri, async () => {
       const dir = remotePath(uri.path);
-      const result = await this.call<ReadDirResult>(uri, "fs/readDir", { path: dir, depth: 1 });
+      const result = await this.call<ReadDirResult>(uri, "fs/readDir", {
+        path: dir,
+        depth: 1,
+      });
       return Promise.all(
         result.entries.map(async (entry): Promise<[string, vscode.FileType]> => {
           const name = entry.path.split("/").pop() ?? entry.path;
@@ -156,12 +169,19 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
 
   async delete(uri: vscode.Uri, options: { readonly recursive: boolean }): Promise<void> {
     return this.guard(uri, async () => {
-      await this.call(uri, "fs/remove", { path: remotePath(uri.path), force: options.recursive });
+      await this.call(uri, "fs/remove", {
+        path: remotePath(uri.path),
+        force: options.recursive,
+      });
       this.forgetEtags(uri);
     });
   }
 
-  async rename(oldUri: vscode.Uri, newUri: vscode.Uri, options: { readonly overwrite: boolean }): Promise<void> {
+  async rename(
+    oldUri: vscode.Uri,
+    newUri: vscode.Uri,
+    options: { readonly overwrite: boolean },
+  ): Promise<void> {
     return this.guard(newUri, async () => {
       this.sameAuthority(oldUri, newUri);
       await this.call(oldUri, "fs/rename", {
@@ -174,12 +194,18 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     });
   }
 
-  async copy(source: vscode.Uri, destination: vscode.Uri, options: { readonly overwrite: boolean }): Promise<void> {
+  async copy(
+    source: vscode.Uri,
+    destination: vscode.Uri,
+    options: { readonly overwrite: boolean },
+  ): Promise<void> {
     return this.guard(destination, async () => {
       this.sameAuthority(source, destination);
       const dst = remotePath(destination.path);
       // fs/copy has no overwrite flag: check, and clear the way when allowed.
-      const exists = await this.call<boolean>(destination, "fs/exists", { path: dst });
+      const exists = await this.call<boolean>(destination, "fs/exists", {
+        path: dst,
+      });
       if (exists) {
         if (!options.overwrite) throw new BridgeError(`${dst} already exists`, "already_exists");
         await this.call(destination, "fs/remove", { path: dst, force: true });
@@ -197,12 +223,19 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
 
   // --- watching ------------------------------------------------------------
 
-  watch(uri: vscode.Uri, options: { readonly recursive: boolean; readonly excludes: readonly string[] }): vscode.Disposable {
+  watch(
+    uri: vscode.Uri,
+    options: {
+      readonly recursive: boolean;
+      readonly excludes: readonly string[];
+    },
+  ): vscode.Disposable {
     const state: WatchState = {
       uri,
       recursive: options.recursive,
       excludes: [...options.excludes],
       disposed: false,
+      starting: false,
     };
     this.watches.add(state);
     void this.startWatch(state);
@@ -222,6 +255,8 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
   }
 
   private async startWatch(state: WatchState): Promise<void> {
+    if (state.starting) return;
+    state.starting = true;
     const path = remotePath(state.uri.path);
     const authority = state.uri.authority;
     try {
@@ -230,22 +265,40 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
       let result: { watch: string };
       const base = { connection, path, recursive: state.recursive };
       try {
-        result = await this.bridgeRequest<{ watch: string }>("fs/watch", { ...base, exclude: state.excludes });
+        result = await this.bridgeRequest<{ watch: string }>("fs/watch", {
+          ...base,
+          exclude: state.excludes,
+        });
       } catch (error) {
         // A glob the server cannot parse must not cost us the watch.
-        if (!(error instanceof BridgeError && error.kind === "invalid_params") || state.excludes.length === 0) {
+        if (
+          !(error instanceof BridgeError && error.kind === "invalid_params") ||
+          state.excludes.length === 0
+        ) {
           throw error;
         }
         result = await this.bridgeRequest<{ watch: string }>("fs/watch", base);
       }
       state.connection = connection;
       state.watchId = result.watch;
-      state.router = this.router.register(result.watch, (method, params) => this.onWatchEvent(state, method, params));
+      state.router = this.router.register(result.watch, (method, params) =>
+        this.onWatchEvent(state, method, params),
+      );
       if (state.disposed) this.stopWatch(state);
     } catch (error) {
       // Watching is best effort: the workbench still works, it just polls less.
       this.log(`watch ${state.uri.toString()} failed: ${(error as Error).message}`);
+    } finally {
+      state.starting = false;
     }
+  }
+
+  /** Forgets a watch's remote side (gone with its connection); keeps the subscription. */
+  private dropWatch(state: WatchState): void {
+    state.router?.dispose();
+    state.router = undefined;
+    state.watchId = undefined;
+    state.connection = undefined;
   }
 
   private stopWatch(state: WatchState): void {
@@ -259,12 +312,12 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     }
   }
 
-  /** After a reconnect with a new connection id, the old watches are gone. */
+  /** After a reconnect (new connection, or a new bridge), the old watches are gone. */
   private rewatch(authority: string, connection: string): void {
     for (const state of this.watches) {
-      if (state.uri.authority !== authority || !state.watchId || state.connection === connection) continue;
-      state.router?.dispose();
-      state.watchId = undefined;
+      if (state.uri.authority !== authority || state.starting) continue;
+      if (state.watchId && state.connection === connection) continue;
+      this.dropWatch(state);
       void this.startWatch(state);
     }
   }
@@ -272,19 +325,29 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
   private onWatchEvent(state: WatchState, method: string, params: any): void {
     if (method === "fs/watchEnded") {
       this.log(`watch ${state.uri.toString()} ended: ${params?.error ?? "no reason given"}`);
-      state.router?.dispose();
-      state.watchId = undefined;
+      this.dropWatch(state);
       return;
     }
     const events = changeEvents(state.uri, (params as FsChangedParams).changes ?? []);
-    for (const event of events) if (event.type !== vscode.FileChangeType.Created) this.etags.delete(event.uri.toString());
+    for (const event of events)
+      if (event.type !== vscode.FileChangeType.Created) this.etags.delete(event.uri.toString());
     if (events.length > 0) this.didChangeFile.fire(events);
   }
 
   // --- helpers -------------------------------------------------------------
 
-  private async readRange(uri: vscode.Uri, path: string, offset: number, length: number): Promise<ReadResult> {
-    return this.call<ReadResult>(uri, "fs/read", { path, offset, length, encoding: "base64" });
+  private async readRange(
+    uri: vscode.Uri,
+    path: string,
+    offset: number,
+    length: number,
+  ): Promise<ReadResult> {
+    return this.call<ReadResult>(uri, "fs/read", {
+      path,
+      offset,
+      length,
+      encoding: "base64",
+    });
   }
 
   /** Reads every range after the first; undefined if the file changed meanwhile. */
@@ -323,13 +386,17 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
 
   private sameAuthority(a: vscode.Uri, b: vscode.Uri): void {
     if (a.authority !== b.authority) {
-      throw new BridgeError(`cannot move or copy between remotes (${a.authority} → ${b.authority})`, "unsupported");
+      throw new BridgeError(
+        `cannot move or copy between remotes (${a.authority} → ${b.authority})`,
+        "unsupported",
+      );
     }
   }
 
   private forgetEtags(uri: vscode.Uri): void {
     const prefix = uri.toString();
-    for (const key of this.etags.keys()) if (key === prefix || key.startsWith(`${prefix}/`)) this.etags.delete(key);
+    for (const key of this.etags.keys())
+      if (key === prefix || key.startsWith(`${prefix}/`)) this.etags.delete(key);
   }
 
   private async guard<T>(uri: vscode.Uri, body: () => Promise<T>): Promise<T> {
@@ -355,25 +422,44 @@ export function fileType(type: EntryType): vscode.FileType {
 }
 
 /** `fs/changed` entries → workbench events; a rename is a delete plus a create. */
-export function changeEvents(root: vscode.Uri, changes: FsChangedParams["changes"]): vscode.FileChangeEvent[] {
+export function changeEvents(
+  root: vscode.Uri,
+  changes: FsChangedParams["changes"],
+): vscode.FileChangeEvent[] {
   const base = remotePath(root.path);
   const at = (path: string) => root.with({ path: joinRemote(base, path) });
   const events: vscode.FileChangeEvent[] = [];
   for (const change of changes) {
     switch (change.kind) {
       case "created":
-        events.push({ type: vscode.FileChangeType.Created, uri: at(change.path) });
+        events.push({
+          type: vscode.FileChangeType.Created,
+          uri: at(change.path),
+        });
         break;
       case "modified":
       case "attributes":
-        events.push({ type: vscode.FileChangeType.Changed, uri: at(change.path) });
+        events.push({
+          type: vscode.FileChangeType.Changed,
+          uri: at(change.path),
+        });
         break;
       case "deleted":
-        events.push({ type: vscode.FileChangeType.Deleted, uri: at(change.path) });
+        events.push({
+          type: vscode.FileChangeType.Deleted,
+          uri: at(change.path),
+        });
         break;
       case "renamed":
-        events.push({ type: vscode.FileChangeType.Deleted, uri: at(change.path) });
-        if (change.to) events.push({ type: vscode.FileChangeType.Created, uri: at(change.to) });
+        events.push({
+          type: vscode.FileChangeType.Deleted,
+          uri: at(change.path),
+        });
+        if (change.to)
+          events.push({
+            type: vscode.FileChangeType.Created,
+            uri: at(change.to),
+          });
         break;
     }
   }

@@ -7,6 +7,7 @@ import * as vscode from "vscode";
 import { LanguageClient, LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
 import type { Connections } from "./connections";
 import { SCHEME, remotePath, resolveDestination, uriString } from "./destinations";
+import { lspArgs } from "./lspCommand";
 
 export interface LanguageServerConfig {
   command: string[];
@@ -23,17 +24,6 @@ export interface LanguageClientsOptions {
   destinations: () => Record<string, string>;
   env?: NodeJS.ProcessEnv;
   log: (line: string) => void;
-}
-
-/** The argv of `distant-bridge lsp` for one server (exported for tests). */
-export function lspArgs(
-  globalArgs: string[],
-  target: { connection?: string; destination?: string },
-  root: string,
-  command: string[],
-): string[] {
-  const which = target.connection ? ["--connection", target.connection] : ["--destination", target.destination ?? "local"];
-  return [...globalArgs, "lsp", ...which, "--scheme", SCHEME, "--cwd", root, "--", ...command];
 }
 
 export class LanguageClients implements vscode.Disposable {
@@ -56,14 +46,20 @@ export class LanguageClients implements vscode.Disposable {
   ensureFor(doc: vscode.TextDocument): Promise<LanguageClient | undefined> {
     if (doc.uri.scheme !== SCHEME) return Promise.resolve(undefined);
     const config = this.options.servers()[doc.languageId];
-    if (!config || !Array.isArray(config.command) || config.command.length === 0) return Promise.resolve(undefined);
+    if (!config || !Array.isArray(config.command) || config.command.length === 0)
+      return Promise.resolve(undefined);
     const key = `${doc.uri.authority}\u0000${doc.languageId}`;
     let client = this.clients.get(key);
     if (!client) {
       client = this.start(doc, config).catch((error: Error) => {
-        this.options.log(`language server for ${doc.languageId} on ${doc.uri.authority} failed: ${error.message}`);
+        this.options.log(
+          `language server for ${doc.languageId} on ${doc.uri.authority} failed: ${error.message}`,
+        );
         void vscode.window
-          .showErrorMessage(`distant: the ${doc.languageId} language server could not start: ${error.message}`, "Show Log")
+          .showErrorMessage(
+            `distant: the ${doc.languageId} language server could not start: ${error.message}`,
+            "Show Log",
+          )
           .then((choice) => choice && vscode.commands.executeCommand("distant.showLog"));
         this.clients.delete(key);
         return undefined;
@@ -80,7 +76,9 @@ export class LanguageClients implements vscode.Disposable {
     const rootUri = vscode.Uri.parse(uriString(authority, root));
     const target = this.options.useManager()
       ? { connection }
-      : { destination: resolveDestination(authority, this.options.destinations()) };
+      : {
+          destination: resolveDestination(authority, this.options.destinations()),
+        };
     const args = lspArgs(this.options.bridgeGlobalArgs(), target, root, config.command);
     this.options.log(`starting language server: ${this.options.bridgeCommand()} ${args.join(" ")}`);
     const serverOptions: ServerOptions = {
@@ -90,10 +88,19 @@ export class LanguageClients implements vscode.Disposable {
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: SCHEME, language: doc.languageId }],
-      workspaceFolder: { uri: rootUri, name: root.split("/").pop() || root, index: 0 },
+      workspaceFolder: {
+        uri: rootUri,
+        name: root.split("/").pop() || root,
+        index: 0,
+      },
     };
     const name = `distant ${doc.languageId} (${authority})`;
-    const client = new LanguageClient(`distant-${doc.languageId}-${authority}`, name, serverOptions, clientOptions);
+    const client = new LanguageClient(
+      `distant-${doc.languageId}-${authority}`,
+      name,
+      serverOptions,
+      clientOptions,
+    );
     await client.start();
     return client;
   }

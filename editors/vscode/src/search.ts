@@ -34,7 +34,10 @@ export class RemoteSearch implements vscode.Disposable {
   private readonly router: StreamRouter;
 
   constructor(private readonly connections: Connections) {
-    this.router = new StreamRouter(connections.bridge, { "search/results": "search", "search/done": "search" });
+    this.router = new StreamRouter(connections.bridge, {
+      "search/results": "search",
+      "search/done": "search",
+    });
   }
 
   /** Asks for a pattern, then shows streamed results under `root` (a distant:// folder). */
@@ -62,7 +65,10 @@ export class RemoteSearch implements vscode.Disposable {
       registration?.dispose();
       if (searchId && !done) {
         const connection = this.connections.connectionId(authority);
-        if (connection) this.connections.bridge.request("search/cancel", { connection, search: searchId }).catch(() => undefined);
+        if (connection)
+          this.connections.bridge
+            .request("search/cancel", { connection, search: searchId })
+            .catch(() => undefined);
       }
       done = true;
     };
@@ -75,18 +81,26 @@ export class RemoteSearch implements vscode.Disposable {
       if (!item) return;
       pick.hide();
       const position = new vscode.Position(item.line - 1, item.column - 1);
-      await vscode.window.showTextDocument(item.uri, { selection: new vscode.Range(position, position) });
+      await vscode.window.showTextDocument(item.uri, {
+        selection: new vscode.Range(position, position),
+      });
     });
 
     try {
       const result = await this.connections.call<{ search: string }>(authority, "search/start", {
-        query: { target: "contents", pattern, paths: [rootPath], maxResults: MAX_RESULTS },
+        query: {
+          target: "contents",
+          pattern,
+          paths: [rootPath],
+          maxResults: MAX_RESULTS,
+        },
       });
       searchId = result.search;
       if (done) return finish();
       registration = this.router.register(searchId, (method, params) => {
         if (method === "search/results") {
-          for (const match of (params as SearchResultsParams).matches) items.push(searchItem(authority, rootPath, match));
+          for (const match of (params as SearchResultsParams).matches)
+            items.push(searchItem(authority, rootPath, match));
           pick.items = items.slice();
           return;
         }

@@ -28,7 +28,10 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
   /** Input typed before the process exists, sent once it does. */
   private pendingInput: string[] = [];
   private pendingSize: { rows: number; cols: number } | undefined;
-  private readonly decoders = { stdout: new TextDecoder("utf-8"), stderr: new TextDecoder("utf-8") };
+  private readonly decoders = {
+    stdout: new TextDecoder("utf-8"),
+    stderr: new TextDecoder("utf-8"),
+  };
   private registration: { dispose(): void } | undefined;
 
   /** Resolves with the exit code (tests, and callers that run a command). */
@@ -99,10 +102,16 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
         this.send("proc/kill", { proc: result.proc, signal: "HUP" });
         return;
       }
-      if (this.pendingSize) this.setDimensions({ rows: this.pendingSize.rows, columns: this.pendingSize.cols });
+      if (this.pendingSize)
+        this.setDimensions({
+          rows: this.pendingSize.rows,
+          columns: this.pendingSize.cols,
+        });
       for (const data of this.pendingInput.splice(0)) this.handleInput(data);
     } catch (error) {
-      this.writeEmitter.fire(`\r\n\x1b[31mdistant: could not start the remote shell: ${(error as Error).message}\x1b[0m\r\n`);
+      this.writeEmitter.fire(
+        `\r\n\x1b[31mdistant: could not start the remote shell: ${(error as Error).message}\x1b[0m\r\n`,
+      );
       this.exited = true;
       this.resolveExit(undefined);
     }
@@ -143,20 +152,31 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
     const connection = this.connection;
     if (!connection) return;
     this.connections.bridge.request(method, { connection, ...params }).catch((error: Error) => {
-      if (!this.exited) this.writeEmitter.fire(`\r\n\x1b[31mdistant: ${method} failed: ${error.message}\x1b[0m\r\n`);
+      if (!this.exited)
+        this.writeEmitter.fire(`\r\n\x1b[31mdistant: ${method} failed: ${error.message}\x1b[0m\r\n`);
     });
   }
 }
 
 /** Opens a remote terminal in the workbench. */
-export function openRemoteTerminal(connections: Connections, router: StreamRouter, target: TerminalTarget): vscode.Terminal {
+export function openRemoteTerminal(
+  connections: Connections,
+  router: StreamRouter,
+  target: TerminalTarget,
+): vscode.Terminal {
   const pty = new DistantPseudoterminal(connections, router, target);
-  const terminal = vscode.window.createTerminal({ name: `distant: ${target.authority}`, pty });
+  const terminal = vscode.window.createTerminal({
+    name: `distant: ${target.authority}`,
+    pty,
+  });
   terminal.show();
   return terminal;
 }
 
 /** The router every terminal of a window shares. */
 export function procRouter(connections: Connections): StreamRouter {
-  return new StreamRouter(connections.bridge, { "proc/output": "proc", "proc/exit": "proc" });
+  return new StreamRouter(connections.bridge, {
+    "proc/output": "proc",
+    "proc/exit": "proc",
+  });
 }
