@@ -4,7 +4,9 @@
 // `distant-bridge lsp`, which runs the real server on the remote over the
 // window's shared connection and rewrites distant:// ⇄ file:// URIs.
 import * as vscode from "vscode";
-import { LanguageClient, LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
+// Types only at the top: the library itself is loaded on the first server
+// start (it is large, and a window without language servers never needs it).
+import type { LanguageClient, LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
 import type { Connections } from "./connections";
 import { SCHEME, remotePath, resolveDestination, uriString } from "./destinations";
 import { lspArgs } from "./lspCommand";
@@ -95,6 +97,7 @@ export class LanguageClients implements vscode.Disposable {
       },
     };
     const name = `distant ${doc.languageId} (${authority})`;
+    const { LanguageClient } = await import("vscode-languageclient/node");
     const client = new LanguageClient(
       `distant-${doc.languageId}-${authority}`,
       name,

@@ -166,6 +166,8 @@ export const recorded = {
   commands: new Map<string, (...args: any[]) => unknown>(),
   executed: [] as { id: string; args: unknown[] }[],
   outputLines: [] as string[],
+  quickPicks: [] as any[],
+  shownDocuments: [] as { uri: unknown; options: unknown }[],
 };
 
 export class StubStatusBarItem {
@@ -231,7 +233,7 @@ export const window = {
   createQuickPick<T>() {
     const hide = new EventEmitter<void>();
     const accept = new EventEmitter<void>();
-    return {
+    const pick = {
       items: [] as T[],
       selectedItems: [] as T[],
       title: "",
@@ -250,8 +252,11 @@ export const window = {
         accept.fire();
       },
     };
+    recorded.quickPicks.push(pick);
+    return pick;
   },
-  showTextDocument() {
+  showTextDocument(uri: unknown, options?: unknown) {
+    recorded.shownDocuments.push({ uri, options });
     return Promise.resolve(undefined);
   },
   registerTerminalProfileProvider() {
