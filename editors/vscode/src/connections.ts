@@ -174,11 +174,10 @@ export class Connections {
       if (!entry.connection && !entry.pending) continue;
       entry.connection = undefined;
       entry.resumeOnRestart = !expected;
-      this.update(
-        entry,
-        "lost",
-        expected ? "the bridge stopped" : "the bridge process exited; restarting it",
-      );
+      // A crashed bridge is restarted and its connections redialled: that is
+      // a reconnect from the user's point of view, not a loss.
+      if (expected) this.update(entry, "disconnected", "the bridge stopped");
+      else this.update(entry, "reconnecting", "the bridge process exited; restarting it");
     }
   }
 

@@ -31,7 +31,7 @@ describe("bridge process", () => {
       await eventually("the watch", () => (fs as any).watches.values().next().value?.watchId);
 
       h.bridge.kill("SIGKILL");
-      await eventually("the status bar to show the loss", () => /lost/.test(status.item.text));
+      await eventually("the status bar to show the reconnect", () => /reconnecting…/.test(status.item.text));
       // Restarted on its own, and reconnected because the connection was in use.
       await eventually("a new bridge", () => h.bridge.running && h.bridge.pid !== firstPid, 5000);
       await eventually("reconnected", () => h.connections.info("local")?.status === "connected", 10000);
@@ -58,7 +58,7 @@ describe("bridge process", () => {
     }
   });
 
-  test("a call in flight when the bridge dies is retried on the new one", async () => {
+  test("the first call after a crash starts a new bridge and reconnects", async () => {
     const h = startHarness({ restartDelaysMs: [10_000] }); // no eager restart: the call starts it
     const fs = new DistantFileSystemProvider(h.bridge, h.connections);
     try {

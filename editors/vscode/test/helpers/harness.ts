@@ -7,6 +7,7 @@ import { join, resolve } from "node:path";
 import { Bridge } from "../../src/bridge";
 import { Connections } from "../../src/connections";
 
+/** The repository root (tests run from editors/vscode/out-test/). */
 export const repoRoot = resolve(__dirname, "..", "..", "..");
 
 export function bridgePath(): string {
