@@ -13,6 +13,8 @@ import { StreamRouter } from "./streams";
 /** Files are read in ranges of this size, a few at a time, so memory per call stays bounded. */
 export const READ_RANGE = 4 * 1024 * 1024;
 const READS_IN_FLIGHT = 3;
+/** How far up a watch of a missing path climbs to find an existing directory. */
+const MISSING_WATCH_LEVELS = 3;
 
 interface WatchState {
   uri: vscode.Uri;
@@ -20,6 +22,8 @@ interface WatchState {
   excludes: string[];
   connection?: string;
   watchId?: string;
+  /** What the remote watch is on: the path itself, or an existing ancestor while it does not exist. */
+  watchedPath?: string;
   disposed: boolean;
   starting: boolean;
   router?: { dispose(): void };
@@ -257,30 +261,30 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
   private async startWatch(state: WatchState): Promise<void> {
     if (state.starting) return;
     state.starting = true;
-    const path = remotePath(state.uri.path);
-    const authority = state.uri.authority;
+    const target = remotePath(state.uri.path);
     try {
-      const connection = await this.connections.connect(authority);
+      const connection = await this.connections.connect(state.uri.authority);
       if (state.disposed) return;
-      let result: { watch: string };
-      const base = { connection, path, recursive: state.recursive };
-      try {
-        result = await this.bridgeRequest<{ watch: string }>("fs/watch", {
-          ...base,
-          exclude: state.excludes,
-        });
-      } catch (error) {
-        // A glob the server cannot parse must not cost us the watch.
-        if (
-          !(error instanceof BridgeError && error.kind === "invalid_params") ||
-          state.excludes.length === 0
-        ) {
-          throw error;
+      // The workbench watches paths that do not exist yet (.vscode/settings.json)
+      // to hear when they appear: watch the nearest existing ancestor instead
+      // (a few levels at most) and keep only the events about the target.
+      let path = target;
+      let result: { watch: string } | undefined;
+      for (let levels = 0; ; levels++) {
+        const recursive = state.recursive || levels > 1;
+        try {
+          result = await this.watchRequest(connection, path, recursive, state.excludes);
+          break;
+        } catch (error) {
+          const parent = path.slice(0, path.lastIndexOf("/")) || "/";
+          const missing = error instanceof BridgeError && error.kind === "not_found";
+          if (!missing || levels >= MISSING_WATCH_LEVELS || parent === "/" || parent === path) throw error;
+          path = parent;
         }
-        result = await this.bridgeRequest<{ watch: string }>("fs/watch", base);
       }
       state.connection = connection;
       state.watchId = result.watch;
+      state.watchedPath = path;
       state.router = this.router.register(result.watch, (method, params) =>
         this.onWatchEvent(state, method, params),
       );
@@ -293,12 +297,26 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     }
   }
 
+  private async watchRequest(connection: string, path: string, recursive: boolean, excludes: string[]) {
+    const base = { connection, path, recursive };
+    try {
+      return await this.bridgeRequest<{ watch: string }>("fs/watch", { ...base, exclude: excludes });
+    } catch (error) {
+      // A glob the server cannot parse must not cost us the watch.
+      if (!(error instanceof BridgeError && error.kind === "invalid_params") || excludes.length === 0) {
+        throw error;
+      }
+      return await this.bridgeRequest<{ watch: string }>("fs/watch", base);
+    }
+  }
+
   /** Forgets a watch's remote side (gone with its connection); keeps the subscription. */
   private dropWatch(state: WatchState): void {
     state.router?.dispose();
     state.router = undefined;
     state.watchId = undefined;
     state.connection = undefined;
+    state.watchedPath = undefined;
   }
 
   private stopWatch(state: WatchState): void {
@@ -326,11 +344,37 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     if (method === "fs/watchEnded") {
       this.log(`watch ${state.uri.toString()} ended: ${params?.error ?? "no reason given"}`);
       this.dropWatch(state);
+      // Usually its path was deleted: watch again (an ancestor, until it is
+      // back). A lost connection is picked up by rewatch on reconnect instead.
+      const retry = setTimeout(() => {
+        if (!state.disposed && !state.watchId && this.connections.connectionId(state.uri.authority)) {
+          void this.startWatch(state);
+        }
+      }, 200);
+      retry.unref?.();
       return;
     }
-    const events = changeEvents(state.uri, (params as FsChangedParams).changes ?? []);
-    for (const event of events)
+    const target = remotePath(state.uri.path);
+    const watched = state.watchedPath ?? target;
+    let events = changeEvents(state.uri.with({ path: watched }), (params as FsChangedParams).changes ?? []);
+    if (watched !== target) {
+      // Watching an ancestor of a missing path: only the target (and, for a
+      // recursive watch, what is under it) is the workbench's business.
+      events = events.filter(
+        (e) => e.uri.path === target || (state.recursive && e.uri.path.startsWith(`${target}/`)),
+      );
+      if (events.some((e) => e.uri.path === target && e.type === vscode.FileChangeType.Created)) {
+        // It exists now: watch it directly.
+        const { connection, watchId } = state;
+        this.dropWatch(state);
+        if (connection && watchId)
+          this.bridgeRequest("fs/unwatch", { connection, watch: watchId }).catch(() => undefined);
+        void this.startWatch(state);
+      }
+    }
+    for (const event of events) {
       if (event.type !== vscode.FileChangeType.Created) this.etags.delete(event.uri.toString());
+    }
     if (events.length > 0) this.didChangeFile.fire(events);
   }
 

@@ -222,6 +222,43 @@ describe("watch", () => {
   });
 });
 
+describe("watching what does not exist yet", () => {
+  test("a watch on a missing path reports its creation, then its changes", async () => {
+    const target = `${h.dir}/later/.vscode/settings.json`;
+    mkdirSync(join(h.dir, "later"));
+    const seen: { type: vscode.FileChangeType; path: string }[] = [];
+    const sub = fs.onDidChangeFile((events) =>
+      seen.push(...events.map((e) => ({ type: e.type, path: e.uri.path }))),
+    );
+    const watch = fs.watch(uri(target), { recursive: false, excludes: [] });
+    try {
+      await eventually("the ancestor watch", () => (fs as any).watches.values().next().value?.watchId);
+      writeFileSync(join(h.dir, "later", "unrelated.txt"), "x");
+      mkdirSync(join(h.dir, "later", ".vscode"));
+      writeFileSync(target, "{}");
+      await eventually("the creation of the target", () =>
+        seen.some((e) => e.type === vscode.FileChangeType.Created && e.path === target),
+      );
+      assert.ok(
+        seen.every((e) => e.path === target),
+        `events about other paths leaked: ${JSON.stringify(seen)}`,
+      );
+      // Now watched directly: a change to it is reported.
+      await eventually(
+        "a change of the target",
+        () => {
+          writeFileSync(target, `{"n": ${Date.now()}}`);
+          return seen.some((e) => e.type === vscode.FileChangeType.Changed && e.path === target);
+        },
+        10000,
+      );
+    } finally {
+      watch.dispose();
+      sub.dispose();
+    }
+  });
+});
+
 describe("connection on demand", () => {
   test("a burst of calls on a fresh authority makes one connect", async () => {
     await h.connections.disconnect("local");
