@@ -24,6 +24,8 @@ interface WatchState {
   watchId?: string;
   /** What the remote watch is on: the path itself, or an existing ancestor while it does not exist. */
   watchedPath?: string;
+  /** The target did not exist at the last watch: report it as created once it does. */
+  missing?: boolean;
   disposed: boolean;
   starting: boolean;
   router?: { dispose(): void };
@@ -285,6 +287,13 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
       state.connection = connection;
       state.watchId = result.watch;
       state.watchedPath = path;
+      if (path !== target) state.missing = true;
+      else if (state.missing) {
+        // It appeared between two watches (inotify cannot see into a
+        // directory before it watches it): say so ourselves.
+        state.missing = false;
+        this.didChangeFile.fire([{ type: vscode.FileChangeType.Created, uri: state.uri }]);
+      }
       state.router = this.router.register(result.watch, (method, params) =>
         this.onWatchEvent(state, method, params),
       );
@@ -358,17 +367,25 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     const watched = state.watchedPath ?? target;
     let events = changeEvents(state.uri.with({ path: watched }), (params as FsChangedParams).changes ?? []);
     if (watched !== target) {
-      // Watching an ancestor of a missing path: only the target (and, for a
-      // recursive watch, what is under it) is the workbench's business.
-      events = events.filter(
-        (e) => e.uri.path === target || (state.recursive && e.uri.path.startsWith(`${target}/`)),
+      // Watching an ancestor of a missing path: a directory on the way to the
+      // target (or the target) appeared, so watch closer; only events about
+      // the target (and, for a recursive watch, under it) are reported.
+      const closer = events.some(
+        (e) =>
+          e.type === vscode.FileChangeType.Created &&
+          (e.uri.path === target || target.startsWith(`${e.uri.path}/`)),
       );
-      if (events.some((e) => e.uri.path === target && e.type === vscode.FileChangeType.Created)) {
-        // It exists now: watch it directly.
+      events = events.filter(
+        (e) =>
+          e.type !== vscode.FileChangeType.Created &&
+          (e.uri.path === target || (state.recursive && e.uri.path.startsWith(`${target}/`))),
+      );
+      if (closer) {
         const { connection, watchId } = state;
         this.dropWatch(state);
-        if (connection && watchId)
+        if (connection && watchId) {
           this.bridgeRequest("fs/unwatch", { connection, watch: watchId }).catch(() => undefined);
+        }
         void this.startWatch(state);
       }
     }
