@@ -7,6 +7,7 @@ import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
 import { writeFileSync } from "node:fs";
 import * as vscode from "vscode";
+import { BridgeError, toFileSystemError } from "../src/errors";
 import { DistantFileSystemProvider } from "../src/fileSystemProvider";
 import { lspArgs } from "../src/lspCommand";
 import { StatusBar } from "../src/statusBar";
@@ -86,6 +87,25 @@ describe("bridge process", () => {
       assert.equal(h.connections.info("local")?.status, "failed");
     } finally {
       fs.dispose();
+      await h.dispose();
+    }
+  });
+});
+
+describe("errors from the real bridge", () => {
+  test("an unknown connection id is not_connected, which the provider reports as Unavailable", async () => {
+    const h = startHarness();
+    try {
+      const error = await h.bridge.request("fs/metadata", { connection: "999", path: "/" }).catch((e) => e);
+      assert.ok(error instanceof BridgeError, String(error));
+      assert.equal(error.kind, "not_connected");
+      assert.equal((toFileSystemError(error, uri("/")) as vscode.FileSystemError).code, "Unavailable");
+      const bad = (await h.bridge
+        .request("fs/metadata", { connection: "999" })
+        .catch((e) => e)) as BridgeError;
+      assert.equal(bad.kind, "invalid_params");
+      assert.match(bad.message, /path/);
+    } finally {
       await h.dispose();
     }
   });

@@ -136,6 +136,16 @@ describe("tree operations", () => {
     await rejectsWith(fs.createDirectory(uri(`${h.dir}/plain/child`)), "FileNotADirectory");
   });
 
+  test("a path the OS refuses is NoPermissions", async () => {
+    // root passes permission bits, so as root use a place the kernel refuses.
+    let path = "/sys/distant-vscode-test";
+    if (process.getuid?.() !== 0) {
+      mkdirSync(join(h.dir, "locked"), { mode: 0o500 });
+      path = `${h.dir}/locked/child`;
+    }
+    await rejectsWith(fs.createDirectory(uri(path)), "NoPermissions");
+  });
+
   test("reading a directory is FileIsADirectory", async () => {
     await rejectsWith(fs.readFile(uri(`${h.dir}/made`)), "FileIsADirectory");
   });
