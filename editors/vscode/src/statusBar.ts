@@ -58,7 +58,8 @@ export class StatusBar implements vscode.Disposable {
 
   private render(): void {
     const info = this.current ? this.connections.info(this.current) : undefined;
-    this.item.text = statusText(info);
+    // A remote in focus that has not connected yet still shows its name.
+    this.item.text = info || !this.current ? statusText(info) : `$(remote) distant: ${this.current}`;
     this.item.tooltip = statusTooltip(info);
     const bad = info && (info.status === "lost" || info.status === "failed");
     this.item.backgroundColor = bad ? new vscode.ThemeColor("statusBarItem.errorBackground") : undefined;
