@@ -58,22 +58,35 @@ export class RemoteSearch implements vscode.Disposable {
     pick.show();
 
     let searchId: string | undefined;
-    let done = false;
+    let hidden = false;
+    /** search/done came (or will never come): nothing to cancel. */
+    let finished = false;
     const items: SearchItem[] = [];
     let registration: { dispose(): void } | undefined;
-    const finish = () => {
+    const end = (placeholder: string) => {
+      finished = true;
       registration?.dispose();
-      if (searchId && !done) {
-        const connection = this.connections.connectionId(authority);
-        if (connection)
-          this.connections.bridge
-            .request("search/cancel", { connection, search: searchId })
-            .catch(() => undefined);
+      bridgeExit.dispose();
+      pick.busy = false;
+      pick.placeholder = placeholder;
+    };
+    const bridgeExit = this.connections.bridge.onDidExit(() => {
+      if (!finished) end("Search failed: the bridge process exited");
+    });
+    /** Stops the remote search unless it is over already (or not started: then after start). */
+    const cancel = () => {
+      if (!searchId) return;
+      const connection = this.connections.connectionId(authority);
+      if (!finished && connection) {
+        this.connections.bridge
+          .request("search/cancel", { connection, search: searchId })
+          .catch(() => undefined);
       }
-      done = true;
+      end("Cancelled");
     };
     pick.onDidHide(() => {
-      finish();
+      hidden = true;
+      cancel();
       pick.dispose();
     });
     pick.onDidAccept(async () => {
@@ -96,7 +109,8 @@ export class RemoteSearch implements vscode.Disposable {
         },
       });
       searchId = result.search;
-      if (done) return finish();
+      // Hidden while the start was on its way: cancel it now that it has an id.
+      if (hidden) return cancel();
       registration = this.router.register(searchId, (method, params) => {
         if (method === "search/results") {
           for (const match of (params as SearchResultsParams).matches)
@@ -105,16 +119,14 @@ export class RemoteSearch implements vscode.Disposable {
           return;
         }
         const p = params as SearchDoneParams;
-        done = true;
-        registration?.dispose();
-        pick.busy = false;
-        pick.placeholder = p.error
-          ? `Search failed: ${p.error}`
-          : `${items.length} match${items.length === 1 ? "" : "es"}${p.truncated ? " (truncated)" : ""}`;
+        end(
+          p.error
+            ? `Search failed: ${p.error}`
+            : `${items.length} match${items.length === 1 ? "" : "es"}${p.truncated ? " (truncated)" : ""}`,
+        );
       });
     } catch (error) {
-      pick.busy = false;
-      pick.placeholder = `Search failed: ${(error as Error).message}`;
+      end(`Search failed: ${(error as Error).message}`);
     }
   }
 

@@ -33,6 +33,7 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
     stderr: new TextDecoder("utf-8"),
   };
   private registration: { dispose(): void } | undefined;
+  private bridgeExit: { dispose(): void } | undefined;
 
   /** Resolves with the exit code (tests, and callers that run a command). */
   readonly exit: Promise<number | undefined>;
@@ -98,6 +99,11 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
       this.connection = this.connections.connectionId(authority) ?? this.connection;
       this.proc = result.proc;
       this.registration = this.router.register(result.proc, (method, params) => this.onEvent(method, params));
+      // Our processes die with the bridge session (the API kills a leaving
+      // peer's processes), and no proc/exit will come: say so and close.
+      this.bridgeExit = this.connections.bridge.onDidExit(() =>
+        this.onEvent("proc/exit", { proc: result.proc, code: null, error: "the bridge process exited" }),
+      );
       if (this.closed) {
         this.send("proc/kill", { proc: result.proc, signal: "HUP" });
         return;
@@ -125,6 +131,7 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
       if (text) this.writeEmitter.fire(text);
       return;
     }
+    if (this.exited) return;
     const p = params as ProcExitParams;
     this.exited = true;
     const tail = this.decoders.stdout.decode() + this.decoders.stderr.decode();
@@ -144,6 +151,8 @@ export class DistantPseudoterminal implements vscode.Pseudoterminal {
   private finish(code: number | undefined): void {
     this.registration?.dispose();
     this.registration = undefined;
+    this.bridgeExit?.dispose();
+    this.bridgeExit = undefined;
     this.resolveExit(code);
   }
 

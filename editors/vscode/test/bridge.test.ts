@@ -5,6 +5,7 @@ import "./helpers/register";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
 import { spawn } from "node:child_process";
+import { AddressInfo, createServer } from "node:net";
 import { writeFileSync } from "node:fs";
 import * as vscode from "vscode";
 import { BridgeError, toFileSystemError } from "../src/errors";
@@ -58,6 +59,33 @@ describe("bridge process", () => {
       await h.dispose();
     }
   });
+
+  test(
+    "a request in flight when the bridge dies fails at once as connection_lost",
+    { timeout: 10_000 },
+    async () => {
+      // A server that accepts and then says nothing: `connect` waits on its handshake.
+      const silent = createServer(() => undefined);
+      await new Promise<void>((done) => silent.listen(0, "127.0.0.1", done));
+      const port = (silent.address() as AddressInfo).port;
+      const h = startHarness({ restartDelaysMs: [60_000] });
+      try {
+        const pending = h.bridge
+          .request("connect", { destination: `distant://127.0.0.1:${port}`, key: "ab".repeat(32) })
+          .catch((e) => e);
+        await new Promise((r) => setTimeout(r, 300));
+        const started = Date.now();
+        h.bridge.kill("SIGKILL");
+        const error = (await pending) as BridgeError;
+        assert.ok(error instanceof BridgeError, String(error));
+        assert.equal(error.kind, "connection_lost");
+        assert.ok(Date.now() - started < 2000);
+      } finally {
+        silent.close();
+        await h.dispose();
+      }
+    },
+  );
 
   test("the first call after a crash starts a new bridge and reconnects", async () => {
     const h = startHarness({ restartDelaysMs: [10_000] }); // no eager restart: the call starts it

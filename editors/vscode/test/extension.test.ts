@@ -106,6 +106,28 @@ describe("commands", () => {
     assert.equal((shown.options as any).selection.start.line, 1);
   });
 
+  test("hiding the quick pick cancels the remote search", async () => {
+    const requests: { method: string; params: any }[] = [];
+    const original = api.bridge.request.bind(api.bridge);
+    api.bridge.request = (method: string, params: any, token?: any) => {
+      requests.push({ method, params });
+      return original(method, params, token);
+    };
+    try {
+      const picks = recorded.quickPicks.length;
+      const running = vscode.commands.executeCommand("distant.searchRemote", "needle");
+      const pick = await eventually("the quick pick", () => recorded.quickPicks[picks]);
+      pick.hide(); // before search/start has even answered
+      await running;
+      const started = requests.find((r) => r.method === "search/start");
+      assert.ok(started, "search/start was sent");
+      await eventually("search/cancel", () => requests.find((r) => r.method === "search/cancel"));
+      assert.equal(pick.placeholder, "Cancelled");
+    } finally {
+      api.bridge.request = original;
+    }
+  });
+
   test("Disconnect closes the connection; the status bar says so", async () => {
     await vscode.commands.executeCommand("distant.disconnect", "local");
     assert.equal(recorded.statusBarItems.at(-1)!.text, "$(remote) distant: local disconnected");

@@ -78,6 +78,34 @@ describe("remote terminal", () => {
   });
 });
 
+describe("remote terminal and a dying bridge", () => {
+  test("the terminal says the session ended and closes when the bridge dies", async () => {
+    const own = startHarness({ restartDelaysMs: [60_000] });
+    const ownRouter = procRouter(own.connections);
+    try {
+      const pty = new DistantPseudoterminal(own.connections, ownRouter, {
+        authority: "local",
+        cwd: own.dir,
+        command: ["sh"],
+      });
+      let output = "";
+      let closedWith: number | void | undefined;
+      pty.onDidWrite((t) => (output += t));
+      pty.onDidClose((code) => (closedWith = code));
+      pty.open({ rows: 10, columns: 40 });
+      pty.handleInput("echo alive\r");
+      await eventually("the shell", () => output.includes("alive"), 10000);
+      own.bridge.kill("SIGKILL");
+      assert.equal(await pty.exit, 1);
+      assert.equal(closedWith, 1);
+      assert.match(output, /the connection was lost \(the bridge process exited\)/);
+    } finally {
+      ownRouter.dispose();
+      await own.dispose();
+    }
+  });
+});
+
 describe("output decoding", () => {
   test("a UTF-8 character split across two proc/output notifications comes out whole", async () => {
     const handlers = new Map<string, (p: any) => void>();
@@ -87,6 +115,7 @@ describe("output decoding", () => {
         return { dispose: () => undefined };
       },
       request: async (method: string) => (method === "proc/spawn" ? { proc: "p1", pid: 1 } : null),
+      onDidExit: () => ({ dispose: () => undefined }),
     };
     const fakeConnections = {
       bridge: fakeBridge,
