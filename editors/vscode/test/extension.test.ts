@@ -114,14 +114,19 @@ describe("commands", () => {
       return original(method, params, token);
     };
     try {
-      const picks = recorded.quickPicks.length;
-      const running = vscode.commands.executeCommand("distant.searchRemote", "needle");
-      const pick = await eventually("the quick pick", () => recorded.quickPicks[picks]);
-      pick.hide(); // before search/start has even answered
-      await running;
+      let pick: any;
+      // Hidden right after it shows: before search/start has answered.
+      recorded.onQuickPick = (created) => {
+        pick = created;
+        queueMicrotask(() => created.hide());
+      };
+      await vscode.commands.executeCommand("distant.searchRemote", "needle");
+      recorded.onQuickPick = undefined;
       const started = requests.find((r) => r.method === "search/start");
       assert.ok(started, "search/start was sent");
-      await eventually("search/cancel", () => requests.find((r) => r.method === "search/cancel"));
+      await eventually(`search/cancel in ${JSON.stringify(requests.map((r) => r.method))}`, () =>
+        requests.find((r) => r.method === "search/cancel"),
+      );
       assert.equal(pick.placeholder, "Cancelled");
     } finally {
       api.bridge.request = original;

@@ -167,6 +167,8 @@ export const recorded = {
   executed: [] as { id: string; args: unknown[] }[],
   outputLines: [] as string[],
   quickPicks: [] as any[],
+  /** Called with each new quick pick (tests act on it before the caller goes on). */
+  onQuickPick: undefined as ((pick: any) => void) | undefined,
   shownDocuments: [] as { uri: unknown; options: unknown }[],
 };
 
@@ -253,6 +255,7 @@ export const window = {
       },
     };
     recorded.quickPicks.push(pick);
+    recorded.onQuickPick?.(pick);
     return pick;
   },
   showTextDocument(uri: unknown, options?: unknown) {
