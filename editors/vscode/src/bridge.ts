@@ -107,6 +107,17 @@ export class Bridge implements Disposable {
     return Disposable.create(() => set!.delete(handler));
   }
 
+  /**
+   * New executable or arguments (settings changed): used from the next start;
+   * a running bridge is restarted, which reconnects what was connected.
+   */
+  reconfigure(command: string, globalArgs: string[]): void {
+    this.options.command = command;
+    this.options.globalArgs = globalArgs;
+    this.restartCount = 0;
+    this.child?.kill("SIGTERM");
+  }
+
   /** Kills the running process as if it had crashed (tests, "Restart Bridge"). */
   kill(signal: NodeJS.Signals = "SIGKILL"): void {
     this.child?.kill(signal);

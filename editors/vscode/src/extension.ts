@@ -75,6 +75,12 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
       output,
     }),
     watchFailures(connections),
+    vscode.workspace.onDidChangeConfiguration((e) => {
+      if (e.affectsConfiguration("distant.bridgePath") || e.affectsConfiguration("distant.useManager")) {
+        log(`settings changed: restarting the bridge as ${settings.bridgeCommand()}`);
+        bridge.reconfigure(settings.bridgeCommand(), settings.bridgeGlobalArgs());
+      }
+    }),
     languageClients,
     statusBar,
     search,

@@ -4,13 +4,13 @@
 import "./helpers/register";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { mkdtempSync, readFileSync, rmSync, writeFileSync, mkdirSync } from "node:fs";
+import { mkdtempSync, readFileSync, rmSync, symlinkSync, writeFileSync, mkdirSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import * as vscode from "vscode";
 import { activate, deactivate, DistantApi } from "../src/extension";
 import { bridgePath, eventually } from "./helpers/harness";
-import { recorded, settings, workspace } from "./helpers/vscode-stub";
+import { configurationChanged, recorded, settings, workspace } from "./helpers/vscode-stub";
 
 const manifest = JSON.parse(readFileSync(join(__dirname, "..", "package.json"), "utf8"));
 let api: DistantApi;
@@ -139,6 +139,22 @@ describe("commands", () => {
     // The next file call connects again on demand.
     await api.fileSystem.stat(vscode.Uri.parse(`distant://local${dir}`));
     assert.equal(recorded.statusBarItems.at(-1)!.text, "$(remote) distant: local connected");
+  });
+
+  test("changing distant.bridgePath restarts the bridge with it and reconnects", async () => {
+    const firstPid = api.bridge.pid;
+    assert.ok(firstPid);
+    // Same binary, reached through a symlink: proof the new path was used.
+    const link = join(dir, "bridge-link");
+    symlinkSync(bridgePath(), link);
+    settings.set("distant.bridgePath", link);
+    const starts: number[] = [];
+    api.bridge.onDidStart((pid) => starts.push(pid));
+    configurationChanged.fire({ affectsConfiguration: (k) => k === "distant.bridgePath" });
+    await eventually("the new bridge", () => starts.length > 0 && api.bridge.pid !== firstPid, 10000);
+    assert.equal(readFileSync(`/proc/${api.bridge.pid}/cmdline`, "utf8").split("\0")[0], link);
+    await eventually("reconnected", () => api.connections.info("local")?.status === "connected", 10000);
+    settings.set("distant.bridgePath", bridgePath());
   });
 
   test("a failed connection is reported with Retry / Open Settings / Show Log", async () => {

@@ -275,11 +275,14 @@ export const window = {
 export const settings = new Map<string, unknown>();
 
 const openDocument = new EventEmitter<unknown>();
+/** Fire with `{ affectsConfiguration: (key) => boolean }` to simulate a settings change. */
+export const configurationChanged = new EventEmitter<{ affectsConfiguration(section: string): boolean }>();
 
 export const workspace = {
   workspaceFolders: undefined as { uri: Uri; name: string; index: number }[] | undefined,
   textDocuments: [] as unknown[],
   onDidOpenTextDocument: openDocument.event,
+  onDidChangeConfiguration: configurationChanged.event,
   getConfiguration(section: string) {
     return {
       get<T>(key: string, fallback?: T): T | undefined {
