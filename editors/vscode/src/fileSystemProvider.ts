@@ -70,9 +70,14 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
 
   async stat(uri: vscode.Uri): Promise<vscode.FileStat> {
     return this.guard(uri, async () => {
-      let meta = await this.call<Metadata>(uri, "fs/metadata", {
-        path: remotePath(uri.path),
-      });
+      let meta: Metadata;
+      try {
+        meta = await this.call<Metadata>(uri, "fs/metadata", { path: remotePath(uri.path) });
+      } catch (error) {
+        // Gone: saving it again (the workbench stats first) recreates it, no conflict.
+        if (error instanceof BridgeError && error.kind === "not_found") this.etags.delete(uri.toString());
+        throw error;
+      }
       let type = fileType(meta.type);
       if (meta.type === "symlink") {
         // VS Code wants a link's target type plus the SymbolicLink bit.
@@ -390,7 +395,9 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
       }
     }
     for (const event of events) {
-      if (event.type !== vscode.FileChangeType.Created) this.etags.delete(event.uri.toString());
+      // A change keeps the etag we saw (a save over it must be a conflict);
+      // a deletion drops it (saving then recreates the file).
+      if (event.type === vscode.FileChangeType.Deleted) this.etags.delete(event.uri.toString());
     }
     if (events.length > 0) this.didChangeFile.fire(events);
   }

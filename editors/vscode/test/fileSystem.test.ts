@@ -2,7 +2,15 @@
 import "./helpers/register";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
-import { existsSync, mkdirSync, readFileSync, symlinkSync, writeFileSync, readdirSync } from "node:fs";
+import {
+  existsSync,
+  mkdirSync,
+  readFileSync,
+  rmSync,
+  symlinkSync,
+  writeFileSync,
+  readdirSync,
+} from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import * as vscode from "vscode";
@@ -117,6 +125,17 @@ describe("readFile and writeFile", () => {
       create: true,
       overwrite: true,
     });
+    assert.equal(readFileSync(path, "utf8"), "mine");
+    // The workbench's own "Overwrite" (after its conflict dialog) stats, then writes: that goes through.
+    writeFileSync(path, "changed elsewhere again");
+    await fs.stat(uri(path));
+    await fs.writeFile(uri(path), new TextEncoder().encode("overwritten"), { create: true, overwrite: true });
+    assert.equal(readFileSync(path, "utf8"), "overwritten");
+    // A file deleted on the remote is recreated by the workbench's save (stat, then write).
+    await fs.readFile(uri(path));
+    rmSync(path);
+    await rejectsWith(fs.stat(uri(path)), "FileNotFound");
+    await fs.writeFile(uri(path), new TextEncoder().encode("mine"), { create: true, overwrite: true });
     assert.equal(readFileSync(path, "utf8"), "mine");
     // And our own write refreshed the etag: a second save is no conflict.
     await fs.writeFile(uri(path), new TextEncoder().encode("mine again"), {
