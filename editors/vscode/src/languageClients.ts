@@ -36,7 +36,10 @@ export class LanguageClients implements vscode.Disposable {
     private readonly connections: Connections,
     private readonly options: LanguageClientsOptions,
   ) {
-    this.subscriptions.push(vscode.workspace.onDidOpenTextDocument((doc) => void this.ensureFor(doc)));
+    this.subscriptions.push(
+      vscode.workspace.onDidOpenTextDocument((doc) => void this.ensureFor(doc)),
+      vscode.workspace.onDidGrantWorkspaceTrust(() => this.scanOpenDocuments()),
+    );
   }
 
   /** Starts clients for documents already open at activation. */
@@ -47,6 +50,8 @@ export class LanguageClients implements vscode.Disposable {
   /** The client serving a document, starting it if its language is configured. */
   ensureFor(doc: vscode.TextDocument): Promise<LanguageClient | undefined> {
     if (doc.uri.scheme !== SCHEME) return Promise.resolve(undefined);
+    // Language servers run code from the workspace: not in Restricted Mode.
+    if (vscode.workspace.isTrusted === false) return Promise.resolve(undefined);
     const config = this.options.servers()[doc.languageId];
     if (!config || !Array.isArray(config.command) || config.command.length === 0)
       return Promise.resolve(undefined);

@@ -283,6 +283,8 @@ export const workspace = {
   textDocuments: [] as unknown[],
   onDidOpenTextDocument: openDocument.event,
   onDidChangeConfiguration: configurationChanged.event,
+  onDidGrantWorkspaceTrust: new EventEmitter<void>().event,
+  isTrusted: true,
   getConfiguration(section: string) {
     return {
       get<T>(key: string, fallback?: T): T | undefined {
