@@ -5,9 +5,10 @@
 set -euo pipefail
 cd "$(dirname "$0")/../editors/vscode"
 
-if ! command -v npm >/dev/null 2>&1; then
-  echo "setup-vscode: npm is missing; installing Debian's nodejs and npm"
-  apt-get update -qq && apt-get install -y -qq nodejs npm >/dev/null
+if ! command -v node >/dev/null 2>&1 || ! command -v npm >/dev/null 2>&1; then
+  # Our machines ship Node 20 and npm 11; Debian's nodejs (18) is too old for vsce.
+  echo "setup-vscode: node (>= 20) and npm are needed on PATH" >&2
+  exit 1
 fi
 node -e 'const [maj] = process.versions.node.split("."); if (+maj < 20) { console.error(`setup-vscode: node ${process.version} is too old (need >= 20)`); process.exit(1); }'
 
