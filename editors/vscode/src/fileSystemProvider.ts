@@ -13,6 +13,9 @@ import { StreamRouter } from "./streams";
 /** Files are read in ranges of this size, a few at a time, so memory per call stays bounded. */
 export const READ_RANGE = 4 * 1024 * 1024;
 const READS_IN_FLIGHT = 3;
+/** Contents larger than this are saved as one chunked write of ranges this size. */
+export const WRITE_RANGE = 4 * 1024 * 1024;
+const WRITES_IN_FLIGHT = 3;
 /** How far up a watch of a missing path climbs to find an existing directory. */
 const MISSING_WATCH_LEVELS = 3;
 
@@ -164,14 +167,19 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
       const key = uri.toString();
       const params: Record<string, unknown> = {
         path: remotePath(uri.path),
-        data: Buffer.from(content.buffer, content.byteOffset, content.byteLength).toString("base64"),
-        encoding: "base64",
         create: options.create,
         overwrite: options.overwrite,
       };
       const etag = this.etags.get(key);
       if (etag !== undefined && options.overwrite) params.ifEtag = etag;
-      const result = await this.call<WriteResult>(uri, "fs/write", params);
+      const result =
+        content.byteLength <= WRITE_RANGE
+          ? await this.call<WriteResult>(uri, "fs/write", {
+              ...params,
+              data: base64(content),
+              encoding: "base64",
+            })
+          : await this.writeChunked(uri, params, content);
       this.etags.set(key, result.etag);
     });
   }
@@ -418,6 +426,32 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     });
   }
 
+  /**
+   * Saves big contents as one chunked write (fs/writeStart, ranges a few at
+   * a time, fs/writeFinish): as atomic and etag-checked as fs/write, with no
+   * size limit. On failure the write is aborted and the remote file is as it
+   * was.
+   */
+  private async writeChunked(uri: vscode.Uri, params: Record<string, unknown>, content: Uint8Array) {
+    const { write } = await this.call<{ write: string }>(uri, "fs/writeStart", params);
+    const offsets: number[] = [];
+    for (let offset = 0; offset < content.byteLength; offset += WRITE_RANGE) offsets.push(offset);
+    try {
+      const worker = async () => {
+        for (let offset = offsets.shift(); offset !== undefined; offset = offsets.shift()) {
+          const data = base64(content.subarray(offset, offset + WRITE_RANGE));
+          await this.call(uri, "fs/writeChunk", { write, offset, data, encoding: "base64" });
+        }
+      };
+      await Promise.all(Array.from({ length: WRITES_IN_FLIGHT }, worker));
+    } catch (error) {
+      offsets.length = 0; // the other workers stop after their current range
+      await this.call(uri, "fs/writeAbort", { write }).catch(() => undefined);
+      throw error;
+    }
+    return this.call<WriteResult>(uri, "fs/writeFinish", { write });
+  }
+
   /** Reads every range after the first; undefined if the file changed meanwhile. */
   private async readRest(uri: vscode.Uri, path: string, first: ReadResult, firstBytes: Uint8Array) {
     const size = first.size;
@@ -537,4 +571,8 @@ export function changeEvents(
 function decode(result: ReadResult): Uint8Array {
   const buffer = Buffer.from(result.data, result.encoding === "base64" ? "base64" : "utf8");
   return new Uint8Array(buffer.buffer, buffer.byteOffset, buffer.byteLength);
+}
+
+function base64(bytes: Uint8Array): string {
+  return Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength).toString("base64");
 }

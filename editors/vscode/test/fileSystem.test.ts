@@ -3,6 +3,7 @@ import "./helpers/register";
 import { after, before, describe, test } from "node:test";
 import assert from "node:assert/strict";
 import {
+  chmodSync,
   existsSync,
   mkdirSync,
   readFileSync,
@@ -10,11 +11,12 @@ import {
   symlinkSync,
   writeFileSync,
   readdirSync,
+  statSync,
 } from "node:fs";
 import { randomBytes } from "node:crypto";
 import { join } from "node:path";
 import * as vscode from "vscode";
-import { DistantFileSystemProvider, READ_RANGE } from "../src/fileSystemProvider";
+import { DistantFileSystemProvider, READ_RANGE, WRITE_RANGE } from "../src/fileSystemProvider";
 import { Harness, eventually, startHarness } from "./helpers/harness";
 
 let h: Harness;
@@ -84,6 +86,30 @@ describe("readFile and writeFile", () => {
     const read = await fs.readFile(uri(`${h.dir}/big`));
     assert.equal(read.length, size);
     assert.ok(Buffer.from(read).equals(bytes), "content differs");
+  });
+
+  test("a file larger than one range is saved whole and atomically, with its mode, etag-checked", async () => {
+    const path = `${h.dir}/big-save`;
+    writeFileSync(path, "old");
+    chmodSync(path, 0o640);
+    await fs.readFile(uri(path));
+    const bytes = randomBytes(WRITE_RANGE * 2 + 777);
+    await fs.writeFile(uri(path), bytes, { create: true, overwrite: true });
+    assert.ok(readFileSync(path).equals(bytes), "content differs");
+    assert.equal(statSync(path).mode & 0o777, 0o640, "the file keeps its mode");
+    assert.deepEqual(
+      readdirSync(h.dir).filter((n) => n.includes(".distant-")),
+      [],
+      "no temporary file is left",
+    );
+    // Changed elsewhere since: the whole chunked save is refused.
+    writeFileSync(path, "theirs");
+    await rejectsWith(
+      fs.writeFile(uri(path), randomBytes(WRITE_RANGE + 1), { create: true, overwrite: true }),
+      "Unavailable",
+      /changed on the remote/,
+    );
+    assert.equal(readFileSync(path, "utf8"), "theirs");
   });
 
   test("create/overwrite flags", async () => {
