@@ -4,7 +4,7 @@
 //! - [`FaultProxy`]: a loopback TCP relay that cuts (at once or after N
 //!   bytes), black-holes, refuses, half-closes or redirects connections — what a flaky network or a restarted server
 //!   looks like to a client.
-//! - [`pid_alive`], [`rss_kib`], [`children_named`]: /proc probes for "the
+//! - [`pid_alive`], [`rss_kib`], [`children_named`], [`all_pids`]: /proc probes for "the
 //!   process was reaped", "its children", and
 //!   "memory stayed bounded".
 //! - [`wait_until`]: polling with a deadline instead of fixed sleeps.
@@ -225,17 +225,21 @@ pub fn pid_alive(pid: u32) -> bool {
     }
 }
 
+/// Every process id in `/proc` right now.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|dir| {
+            dir.flatten()
+                .filter_map(|e| e.file_name().to_str()?.parse().ok())
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
 /// Children of `parent` whose command name is `comm`.
 pub fn children_named(parent: u32, comm: &str) -> Vec<u32> {
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in all_pids() {
         let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
             continue;
         };

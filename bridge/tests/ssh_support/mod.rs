@@ -220,14 +220,7 @@ impl Drop for Sshd {
 /// Pids of processes of `uid` running a `distant-server*` binary.
 pub fn user_servers(uid: u32) -> Vec<u32> {
     let mut pids = Vec::new();
-    for entry in std::fs::read_dir("/proc").unwrap().flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
+    for pid in distant_testkit::all_pids() {
         let Ok(status) = std::fs::read_to_string(format!("/proc/{pid}/status")) else {
             continue;
         };

@@ -200,16 +200,22 @@ function M.actions.mkdir()
   end
 end
 
-function M.actions.rename()
+--- Asks for a new name for the entry under the cursor and hands both
+--- paths to `op` (rename or copy).
+local function transfer(prompt, op)
   local entry = entry_under_cursor()
   if not entry then
     return
   end
-  local target = ask("Rename to: ", entry.name)
+  local target = ask(prompt, entry.name)
   if target and target ~= entry.name then
-    M.ops.rename(entry.path, util.join(current_dir(), target))
+    op(entry.path, util.join(current_dir(), target))
     M.refresh_all()
   end
+end
+
+function M.actions.rename()
+  transfer("Rename to: ", M.ops.rename)
 end
 
 function M.actions.delete()
@@ -221,15 +227,7 @@ function M.actions.delete()
 end
 
 function M.actions.copy()
-  local entry = entry_under_cursor()
-  if not entry then
-    return
-  end
-  local target = ask("Copy to: ", entry.name)
-  if target and target ~= entry.name then
-    M.ops.copy(entry.path, util.join(current_dir(), target))
-    M.refresh_all()
-  end
+  transfer("Copy to: ", M.ops.copy)
 end
 
 function M.set_keymaps(bufnr)
