@@ -89,14 +89,12 @@ struct ReadP {
     length: Option<u64>,
 }
 
+/// Where and how a write lands: `fs/write` and `fs/writeStart` alike.
 #[derive(Deserialize)]
 #[serde(rename_all = "camelCase")]
-struct WriteP {
+struct WriteTargetP {
     connection: String,
     path: String,
-    data: String,
-    #[serde(default = "utf8")]
-    encoding: Encoding,
     #[serde(default = "t")]
     create: bool,
     #[serde(default = "t")]
@@ -107,19 +105,24 @@ struct WriteP {
     atomic: bool,
 }
 
+impl WriteTargetP {
+    fn options(&mut self) -> WriteOptions {
+        WriteOptions {
+            create: self.create,
+            overwrite: self.overwrite,
+            if_etag: self.if_etag.take(),
+            atomic: self.atomic,
+        }
+    }
+}
+
 #[derive(Deserialize)]
-#[serde(rename_all = "camelCase")]
-struct WriteStartP {
-    connection: String,
-    path: String,
-    #[serde(default = "t")]
-    create: bool,
-    #[serde(default = "t")]
-    overwrite: bool,
-    #[serde(default)]
-    if_etag: Option<String>,
-    #[serde(default = "t")]
-    atomic: bool,
+struct WriteP {
+    #[serde(flatten)]
+    target: WriteTargetP,
+    data: String,
+    #[serde(default = "utf8")]
+    encoding: Encoding,
 }
 
 #[derive(Deserialize)]
@@ -386,27 +389,21 @@ pub(crate) async fn handle(
             .into())
         }
         "fs/write" => {
-            let p: WriteP = parse(params, "")?;
-            let data = convert::decode_data(p.data, p.encoding, "data")?;
-            let conn = api.connection(&p.connection)?;
-            let options = WriteOptions {
-                create: p.create,
-                overwrite: p.overwrite,
-                if_etag: p.if_etag,
-                atomic: p.atomic,
-            };
-            let stamp = write_file(&conn, p.path, Bytes::from(data), options).await?;
+            let WriteP {
+                mut target,
+                data,
+                encoding,
+            } = parse(params, "")?;
+            let data = convert::decode_data(data, encoding, "data")?;
+            let conn = api.connection(&target.connection)?;
+            let options = target.options();
+            let stamp = write_file(&conn, target.path, Bytes::from(data), options).await?;
             Ok(convert::stamp(&stamp).into())
         }
         "fs/writeStart" => {
-            let p: WriteStartP = parse(params, "")?;
+            let mut p: WriteTargetP = parse(params, "")?;
             let conn = api.connection(&p.connection)?;
-            let options = WriteOptions {
-                create: p.create,
-                overwrite: p.overwrite,
-                if_etag: p.if_etag,
-                atomic: p.atomic,
-            };
+            let options = p.options();
             let id = start_write(api, peer.id, &conn, p.path, options).await?;
             Ok(json!({ "write": id }).into())
         }
