@@ -51,7 +51,7 @@ const KEEP = env.DISTANT_E2E_KEEP === "1";
 // Generous: polling, never asserting speed. A step fails only when its
 // condition is still false after this long.
 const STARTUP_TIMEOUT = 120_000;
-const STEP_TIMEOUT = 90_000;
+const STEP_TIMEOUT = 60_000;
 const LSP_TIMEOUT = 150_000;
 
 const MARK = `distant-e2e-${process.pid}-${Date.now()}`;
@@ -210,11 +210,18 @@ async function screenshot(name) {
   }
 }
 
-async function step(title, fn) {
+/** Runs one check; `needs` lists earlier step numbers that must have passed (else it fails at once, not run). */
+async function step(title, fn, { needs = [] } = {}) {
   stepNo += 1;
   const slug = `${String(stepNo).padStart(2, "0")}-${title.replace(/[^a-z0-9]+/gi, "-").replace(/^-|-$/g, "").toLowerCase()}`;
   const started = Date.now();
   log(`# step ${stepNo}: ${title}`);
+  const unmet = needs.filter((n) => !results[n - 1]?.ok);
+  if (unmet.length > 0) {
+    log(`not ok ${stepNo} - ${title} (not run: step ${unmet.join(", ")} failed)`);
+    results.push({ title, ok: false, error: new Error("not run") });
+    return;
+  }
   try {
     await fn();
     const secs = ((Date.now() - started) / 1000).toFixed(1);
@@ -281,8 +288,6 @@ async function main() {
     "editor.suggestOnTriggerCharacters": false,
     "editor.acceptSuggestionOnEnter": "off",
     "editor.hover.enabled": false,
-    // The window title names the active editor's full URI: how the test
-    // knows a definition landed in a distant:// document.
     "window.title": "${activeEditorLong}",
   };
   await fsp.mkdir(path.join(dirs["user-data"], "User"), { recursive: true });
@@ -395,7 +400,7 @@ async function main() {
   page.on("console", (m) => browserLog.write(`[${m.type()}] ${m.text()}\n`));
   page.on("pageerror", (e) => browserLog.write(`[pageerror] ${e.message}\n`));
 
-  const folder = SMOKE ? project : `distant://local${project}`;
+  const folder = SMOKE ? project : `distant://local${project}`; // as ?folder=
   const url = `${base}/?folder=${encodeURIComponent(folder).replace(/%2F/g, "/").replace(/%3A/g, ":")}`;
   log(`workbench: ${url}`);
   await page.goto(url, { timeout: STARTUP_TIMEOUT });
@@ -454,6 +459,22 @@ async function main() {
     );
   }
 
+  // The active editor's document URI: VS Code puts it on the editor's DOM
+  // node (data-uri). Its labels (tab, title, breadcrumbs) show just the path,
+  // whatever the scheme.
+  const activeEditorUri = () =>
+    page
+      .$eval(".editor-group-container.active .editor-instance .monaco-editor[data-uri]", (e) => e.getAttribute("data-uri"))
+      .catch(() => "");
+  const folderUri = SMOKE ? `file://${project}` : `distant://local${project}`;
+  async function expectActiveEditor(name) {
+    const uri = await activeEditorUri();
+    if (uri !== `${folderUri}/${name}`) {
+      throw new Error(`the active editor shows ${JSON.stringify(uri)}, not ${folderUri}/${name}`);
+    }
+    log(`  active editor: ${uri}`);
+  }
+
   /** F12 at (line, column) until the cursor lands on `want` (retried: the server may still be starting). */
   async function goToDefinition(fromLine, fromColumn, wantFile, wantLine, wantColumn) {
     let attempts = 0;
@@ -461,8 +482,7 @@ async function main() {
       `go to definition from ${fromLine}:${fromColumn} to ${wantFile}:${wantLine}:${wantColumn}`,
       async () => {
         attempts += 1;
-        const title = await page.title();
-        if (!title.includes(`${project}/main.py`)) {
+        if ((await activeEditorUri()) !== `${folderUri}/main.py`) {
           // A previous attempt may have landed elsewhere: back to main.py.
           await openFromExplorer("main.py", "def greet");
         }
@@ -472,18 +492,18 @@ async function main() {
           "the cursor to move",
           async () => {
             const status = await cursorStatus();
-            const t = await page.title();
-            return t.includes(wantFile) && status.startsWith(`Ln ${wantLine}, Col ${wantColumn}`);
+            const uri = await activeEditorUri();
+            return uri.endsWith(`/${wantFile}`) && status.startsWith(`Ln ${wantLine}, Col ${wantColumn}`);
           },
           { timeout: 5000 },
         ).catch(() => false);
       },
       { timeout: LSP_TIMEOUT, interval: 2000 },
     );
-    log(`  landed after ${attempts} attempt(s); title: ${await page.title()}; ${await cursorStatus()}`);
+    log(`  landed after ${attempts} attempt(s) at ${await cursorStatus()}`);
+    await expectActiveEditor(wantFile);
   }
 
-  const scheme = SMOKE ? "" : "distant://local";
 
   // 1. The Explorer lists the remote files.
   await step("Explorer lists the remote files", async () => {
@@ -501,12 +521,8 @@ async function main() {
   // 2. A file opens with its content.
   await step("a file opens with its content", async () => {
     await openFromExplorer("README.md", "This file is read through distant.");
-    const title = await page.title();
-    if (!title.includes(`${scheme}${project}/README.md`)) {
-      throw new Error(`window title ${JSON.stringify(title)} is not ${scheme}${project}/README.md`);
-    }
-    log(`  title: ${title}`);
-  });
+    await expectActiveEditor("README.md");
+  }, { needs: [1] });
 
   // 3. An edit saved with Ctrl+S is on disk.
   await step("an edit saved with Ctrl+S is on disk", async () => {
@@ -524,7 +540,7 @@ async function main() {
     await waitFor("the editor tab to be clean", async () =>
       page.$eval(".editor-group-container.active .tab.active", (t) => !t.classList.contains("dirty")),
     );
-  });
+  }, { needs: [2] });
 
   // 4. A remote terminal runs a command and shows its output.
   await step("a remote terminal runs a command and shows its output", async () => {
@@ -536,29 +552,40 @@ async function main() {
     // Wait for a prompt (any output) before typing.
     await waitFor("the remote shell's prompt", async () => (await rowsText()).trim().length > 0);
     await terminal.click();
-    await page.keyboard.type("echo distant-e2e-$((6*7)) in $(pwd)");
+    // Where the shell runs and what started it: distant-server's PTY, not
+    // code-server's own terminal backend.
+    await page.keyboard.type("echo distant-e2e-$((6*7)) in $(pwd) under $(cat /proc/$PPID/comm)");
     await page.keyboard.press("Enter");
     const text = await waitFor("distant-e2e-42 in the terminal", async () => {
       const t = await rowsText();
       return t.includes("distant-e2e-42") && t;
     });
     log(`  terminal:\n    ${text.trim().split("\n").filter(Boolean).slice(-4).join("\n    ")}`);
-    if (!text.includes(`distant-e2e-42 in ${project}`)) {
-      throw new Error(`the terminal does not start in the workspace folder ${project}`);
+    const line = text.split("\n").find((l) => l.includes("distant-e2e-42"));
+    if (!line.includes(`distant-e2e-42 in ${project} under`)) {
+      throw new Error(`the terminal does not start in the workspace folder ${project}: ${line}`);
     }
-  });
+    if (!SMOKE && !line.includes(" under distant-server")) {
+      throw new Error(`the terminal's shell is not distant-server's child: ${line}`);
+    }
+    const tabs = norm(
+      await page.$$eval(".single-terminal-tab, .terminal-tabs-entry", (all) => all.map((e) => e.textContent).join(" | ")),
+    );
+    log(`  terminal tab: ${tabs}`);
+    if (!SMOKE && !tabs.includes("distant")) throw new Error(`the terminal is not distant's: ${tabs}`);
+  }, { needs: [1] });
 
   if (!SMOKE) {
     // 5. pylsp answers go-to-definition in the same distant:// document.
     await step("go to definition (pylsp) lands on the definition in main.py", async () => {
       await openFromExplorer("main.py", "def greet");
-      await goToDefinition(8, 8, `distant://local${project}/main.py`, 4, 5);
-    });
+      await goToDefinition(8, 8, "main.py", 4, 5);
+    }, { needs: [1] });
 
     // 6. ... and across files: the location is a distant:// URI.
     await step("go to definition (pylsp) opens util.py as a distant:// document", async () => {
-      await goToDefinition(9, 8, `distant://local${project}/util.py`, 2, 5);
-    });
+      await goToDefinition(9, 8, "util.py", 2, 5);
+    }, { needs: [5] });
   }
 }
 
@@ -578,12 +605,28 @@ async function dumpLogs() {
       const rel = path.relative(root, f);
       await fsp.mkdir(path.dirname(path.join(dest, rel)), { recursive: true });
       await fsp.copyFile(f, path.join(dest, rel)).catch(() => {});
-      if (/exthost|distant|manager|remoteagent|ptyhost/i.test(rel)) {
+      if (/distant|manager|remoteexthost|remoteagent|ptyhost/i.test(rel)) {
         const text = fs.readFileSync(f, "utf8");
         if (text.trim()) log(`\n--- ${f} (tail)\n${tail(text, 60)}`);
       }
     }
   }
+}
+
+// Interrupted: still leave no code-server, bridge or manager behind.
+for (const sig of ["SIGINT", "SIGTERM", "SIGHUP"]) {
+  process.once(sig, () => {
+    log(`${sig}: cleaning up`);
+    for (const pid of markedPids()) {
+      try {
+        process.kill(pid, "SIGKILL");
+      } catch {
+        // gone
+      }
+    }
+    if (TMP && !KEEP) fs.rmSync(TMP, { recursive: true, force: true });
+    process.exit(130);
+  });
 }
 
 let fatal;
