@@ -466,7 +466,8 @@ async function main() {
     page
       .$eval(".editor-group-container.active .editor-instance .monaco-editor[data-uri]", (e) => e.getAttribute("data-uri"))
       .catch(() => "");
-  const folderUri = SMOKE ? `file://${project}` : `distant://local${project}`;
+  // (code-server serves a plain folder as vscode-remote://HOST:PORT/PATH.)
+  const folderUri = SMOKE ? `vscode-remote://127.0.0.1:${port}${project}` : `distant://local${project}`;
   async function expectActiveEditor(name) {
     const uri = await activeEditorUri();
     if (uri !== `${folderUri}/${name}`) {
