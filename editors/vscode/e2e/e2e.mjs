@@ -282,6 +282,7 @@ async function main() {
     "extensions.ignoreRecommendations": true,
     "update.mode": "none",
     "git.enabled": false,
+    "remote.autoForwardPorts": false, // code-server would offer distant-server's port
     "chat.disableAIFeatures": true,
     "files.autoSave": "off",
     "editor.quickSuggestions": { other: false, comments: false, strings: false },
