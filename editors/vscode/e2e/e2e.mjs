@@ -518,6 +518,14 @@ async function main() {
       { timeout: STARTUP_TIMEOUT },
     );
     log(`  explorer: ${rows.join(", ")}`);
+    if (!SMOKE) {
+      // The extension's status bar item names the remote and its state.
+      const status = await waitFor("the status bar to say distant: local connected", async () => {
+        const items = await page.$$eval(".statusbar-item", (all) => all.map((e) => e.textContent.trim()));
+        return items.map(norm).find((t) => /distant: local connected/.test(t));
+      });
+      log(`  status bar: ${status}`);
+    }
   });
 
   // 2. A file opens with its content.
