@@ -45,6 +45,7 @@ export class Connections {
     readonly bridge: Bridge,
     private readonly destinations: () => DestinationMap,
     private readonly log: (line: string) => void = () => undefined,
+    private readonly connectOptions: () => Record<string, unknown> | undefined = () => undefined,
   ) {
     this.subscriptions.push(
       bridge.onNotification("connection/state", (p: ConnectionStateParams) => this.onState(p)),
@@ -76,7 +77,7 @@ export class Connections {
     this.update(target, "connecting", undefined);
     this.log(`connecting ${authority} (${destination})`);
     target.pending = this.bridge
-      .request<ConnectResult>("connect", { destination })
+      .request<ConnectResult>("connect", { destination, options: this.connectOptions() })
       .then(
         (result) => {
           target.connection = result.connection;

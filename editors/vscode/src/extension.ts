@@ -34,7 +34,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
     log,
     clientName: `vscode ${vscode.version}`,
   });
-  const connections = new Connections(bridge, settings.destinations, log);
+  const connections = new Connections(bridge, settings.destinations, log, settings.connectOptions);
   const fileSystem = new DistantFileSystemProvider(bridge, connections, log);
   const statusBar = new StatusBar(connections);
   const search = new RemoteSearch(connections);

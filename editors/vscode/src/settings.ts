@@ -35,6 +35,12 @@ export function destinations(): DestinationMap {
   return value && typeof value === "object" ? value : {};
 }
 
+/** `options` for every `connect` (`distant.connectOptions`); none when empty. */
+export function connectOptions(): Record<string, unknown> | undefined {
+  const value = config().get<Record<string, unknown>>("connectOptions", {});
+  return value && typeof value === "object" && Object.keys(value).length > 0 ? value : undefined;
+}
+
 export function languageServers(): Record<string, LanguageServerConfig> {
   const value = config().get<Record<string, LanguageServerConfig>>("languageServers", {});
   return value && typeof value === "object" ? value : {};

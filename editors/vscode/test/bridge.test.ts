@@ -8,6 +8,7 @@ import { spawn } from "node:child_process";
 import { AddressInfo, createServer } from "node:net";
 import { writeFileSync } from "node:fs";
 import * as vscode from "vscode";
+import { Connections } from "../src/connections";
 import { BridgeError, toFileSystemError } from "../src/errors";
 import { DistantFileSystemProvider } from "../src/fileSystemProvider";
 import { lspArgs } from "../src/lspCommand";
@@ -133,6 +134,30 @@ describe("errors from the real bridge", () => {
         .catch((e) => e)) as BridgeError;
       assert.equal(bad.kind, "invalid_params");
       assert.match(bad.message, /path/);
+    } finally {
+      await h.dispose();
+    }
+  });
+});
+
+describe("connect options", () => {
+  test("distant.connectOptions reach the bridge's connect", async () => {
+    const h = startHarness();
+    try {
+      let options: Record<string, unknown> = { reconnectTimeoutSecs: "soon" };
+      const connections = new Connections(
+        h.bridge,
+        () => ({}),
+        undefined,
+        () => options,
+      );
+      const error = (await connections.connect("local").catch((e) => e)) as BridgeError;
+      assert.ok(error instanceof BridgeError, String(error));
+      assert.equal(error.kind, "invalid_params");
+      assert.match(error.message, /reconnectTimeoutSecs/);
+      options = { reconnectTimeoutSecs: 30 };
+      assert.ok(await connections.connect("local"));
+      connections.dispose();
     } finally {
       await h.dispose();
     }

@@ -221,7 +221,8 @@ function M.connect(destination)
   local previous = M.connection
   M.destination = destination
   set_state("connecting")
-  local ok, result = pcall(M.request_sync, "connect", { destination = destination, connection = false })
+  local params = { destination = destination, connection = false, options = config.options.connect_options }
+  local ok, result = pcall(M.request_sync, "connect", params)
   if not ok then
     M.state = previous and "connected" or "disconnected"
     emit_state()

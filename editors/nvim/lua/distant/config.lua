@@ -17,6 +17,10 @@ M.defaults = {
   bridge_args = {},
   -- Environment for the bridge process (merged into Neovim's).
   bridge_env = nil,
+  -- `options` of the bridge's `connect`, e.g. for ssh:// destinations
+  -- { ssh = { "-i", "~/.ssh/work" }, remoteServer = "/opt/distant-server" }
+  -- (see docs/BRIDGE-API.md, "connect").
+  connect_options = nil,
   -- Language servers to run on the remote, by name.
   ---@type table<string, distant.ServerConfig>
   servers = {},
@@ -63,6 +67,7 @@ function M.set(opts)
   expect("servers", opts.servers, "table", true)
   expect("watch", opts.watch, "boolean", true)
   expect("keymaps", opts.keymaps, "table", true)
+  expect("connect_options", opts.connect_options, "table", true)
   for name, server in pairs(opts.servers or {}) do
     expect("servers." .. name .. ".cmd", server.cmd, "table")
     expect("servers." .. name .. ".filetypes", server.filetypes, "table")
