@@ -28,7 +28,10 @@ local function progress(message)
   vim.api.nvim_echo({ { "distant: " .. message } }, false, {})
 end
 
---- Reads a whole remote file as bytes. Returns bytes, etag.
+--- Reads a whole remote file as bytes. Returns bytes, etag, and whether
+--- the bytes are known to be UTF-8: the bridge sends text as `utf-8` only
+--- when it is valid UTF-8 (checked natively, much faster than in Lua), and
+--- pieces that are each valid UTF-8 make a valid whole.
 ---@param path string
 ---@param size integer? known size (from fs/metadata)
 ---@param expected_etag string? the etag fs/metadata gave with that size
@@ -36,12 +39,12 @@ function M.read_bytes(path, size, expected_etag)
   local chunk = config.options.chunk_size
   if not size or size <= chunk then
     local r = client.request_sync("fs/read", { path = path })
-    return util.decode_data(r.data, r.encoding), r.etag
+    return util.decode_data(r.data, r.encoding), r.etag, r.encoding == "utf-8"
   end
   -- Big file: ranges of `chunk` bytes, a few in flight, each checked
   -- against the first range's etag so a file changing mid-read is an error
   -- rather than a buffer mixing two versions.
-  local parts, etag, failure = {}, expected_etag, nil
+  local parts, etag, failure, all_utf8 = {}, expected_etag, nil, true
   local count = math.ceil(size / chunk)
   local received, next_index, in_flight = 0, 1, 0
   local function issue()
@@ -49,29 +52,27 @@ function M.read_bytes(path, size, expected_etag)
       local index = next_index
       next_index = next_index + 1
       in_flight = in_flight + 1
-      client.request(
-        "fs/read",
-        { path = path, offset = (index - 1) * chunk, length = chunk, encoding = "base64" },
-        function(err, r)
-          in_flight = in_flight - 1
-          if err then
-            failure = failure or err.message
-            return
-          end
-          etag = etag or r.etag
-          if r.etag ~= etag then
-            failure = failure or (path .. " changed while it was being read; :edit it again")
-            return
-          end
-          parts[index] = vim.base64.decode(r.data)
-          received = received + 1
-          progress(("reading %s: %d%%"):format(path, math.floor(received * 100 / count)))
-          local ok, err2 = pcall(issue)
-          if not ok then
-            failure = failure or util.error_message(err2)
-          end
+      client.request("fs/read", { path = path, offset = (index - 1) * chunk, length = chunk }, function(err, r)
+        in_flight = in_flight - 1
+        if err then
+          failure = failure or err.message
+          return
         end
-      )
+        etag = etag or r.etag
+        if r.etag ~= etag then
+          failure = failure or (path .. " changed while it was being read; :edit it again")
+          return
+        end
+        -- A range that splits a multi-byte character comes as base64.
+        all_utf8 = all_utf8 and r.encoding == "utf-8"
+        parts[index] = util.decode_data(r.data, r.encoding)
+        received = received + 1
+        progress(("reading %s: %d%%"):format(path, math.floor(received * 100 / count)))
+        local ok, err2 = pcall(issue)
+        if not ok then
+          failure = failure or util.error_message(err2)
+        end
+      end)
     end
   end
   issue()
@@ -84,7 +85,7 @@ function M.read_bytes(path, size, expected_etag)
     util.fail("reading " .. path .. " timed out or the bridge went away; :edit to retry")
   end
   progress(("read %s (%d bytes)"):format(path, size))
-  return table.concat(parts), etag
+  return table.concat(parts), etag, all_utf8
 end
 
 --- Writes `bytes` to `path`: one `fs/write` up to `chunk_size`, else a
@@ -177,11 +178,24 @@ local function is_utf8(s)
 end
 M.is_utf8 = is_utf8
 
+--- How many times `needle` occurs in `s` (plain find: no pattern, no copy).
+local function count(s, needle)
+  local n, pos, find = 0, 1, string.find
+  while true do
+    local at = find(s, needle, pos, true)
+    if not at then
+      return n
+    end
+    n, pos = n + 1, at + #needle
+  end
+end
+
 --- Splits file bytes into buffer lines plus the options Neovim would infer.
 ---@param bytes string
-function M.decode(bytes)
+---@param known_utf8 boolean? the bytes were checked already (see read_bytes)
+function M.decode(bytes, known_utf8)
   local opts = { fileformat = "unix", eol = true, fileencoding = "utf-8" }
-  if not is_utf8(bytes) then
+  if not known_utf8 and not is_utf8(bytes) then
     -- Not UTF-8: read it as latin1 (every byte is a character), as Vim's
     -- default 'fileencodings' would, and write it back the same way.
     bytes = vim.iconv(bytes, "latin1", "utf-8") or bytes
@@ -190,10 +204,12 @@ function M.decode(bytes)
   if bytes == "" then
     return { "" }, opts
   end
-  local newlines = select(2, bytes:gsub("\n", ""))
-  local crlf = select(2, bytes:gsub("\r\n", ""))
-  if newlines > 0 and crlf == newlines then
-    opts.fileformat = "dos"
+  -- Without a CR it is a unix file; that check costs nothing.
+  if bytes:find("\r", 1, true) then
+    local newlines = count(bytes, "\n")
+    if newlines > 0 and count(bytes, "\r\n") == newlines then
+      opts.fileformat = "dos"
+    end
   end
   if bytes:sub(-1) == "\n" then
     bytes = bytes:sub(1, -2)
@@ -315,8 +331,8 @@ function M.read(bufnr)
     require("distant.dir").render(bufnr, path)
     return
   end
-  local bytes, etag = M.read_bytes(path, meta.size, meta.etag)
-  local lines, opts = M.decode(bytes)
+  local bytes, etag, utf8 = M.read_bytes(path, meta.size, meta.etag)
+  local lines, opts = M.decode(bytes, utf8)
   vim.b[bufnr].distant_path = path
   vim.b[bufnr].distant_etag = etag
   -- acwrite: Neovim sends every write to BufWriteCmd (even `:w` without a
@@ -365,8 +381,8 @@ end
 ---@param line integer
 function M.read_into(name, line)
   local path = M.resolve(name)
-  local bytes = M.read_bytes(path)
-  local lines = M.decode(bytes)
+  local bytes, _, utf8 = M.read_bytes(path)
+  local lines = M.decode(bytes, utf8)
   vim.api.nvim_buf_set_lines(0, line, line, false, lines)
 end
 
@@ -375,8 +391,8 @@ end
 function M.reload(bufnr, meta)
   local path = vim.b[bufnr].distant_path
   meta = meta or client.request_sync("fs/metadata", { path = path, followSymlinks = true })
-  local bytes, etag = M.read_bytes(path, meta.size, meta.etag)
-  local lines, opts = M.decode(bytes)
+  local bytes, etag, utf8 = M.read_bytes(path, meta.size, meta.etag)
+  local lines, opts = M.decode(bytes, utf8)
   local views = {}
   for _, win in ipairs(vim.fn.win_findbuf(bufnr)) do
     views[win] = vim.api.nvim_win_get_cursor(win)
