@@ -33,6 +33,9 @@ M.defaults = {
   -- Files above this many bytes are read and saved in ranges of this size,
   -- with progress shown, instead of in one request.
   chunk_size = 4 * 1024 * 1024,
+  -- :DistantSearch stops after this many matches (the quickfix list says
+  -- "truncated"), so a pattern that matches everything cannot fill memory.
+  search_max_results = 10000,
   -- Keys in directory buffers; set one to false to leave it unmapped.
   keymaps = {
     open = "<CR>",

@@ -2,6 +2,7 @@
 -- One search at a time: starting another cancels the running one.
 
 local client = require("distant.client")
+local config = require("distant.config")
 local util = require("distant.util")
 
 local M = {}
@@ -85,7 +86,11 @@ function M.start(pattern, path, opts)
     cancelled = false,
   }
   M.current = search
-  local query = vim.tbl_extend("force", { target = "contents", pattern = pattern, paths = { path } }, opts)
+  local query = vim.tbl_extend(
+    "force",
+    { target = "contents", pattern = pattern, paths = { path }, maxResults = config.options.search_max_results },
+    opts
+  )
   -- The id is set in the answer's callback, which runs before any
   -- `search/results` (they never precede the answer and both come through
   -- the main loop in order).

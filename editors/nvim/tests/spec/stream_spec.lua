@@ -56,6 +56,22 @@ describe("distant streams", function()
     assert.is_true(vim.api.nvim_get_current_line():find("needle") ~= nil)
   end)
 
+  it("stops at search_max_results and says the list is truncated", function()
+    vim.fn.mkdir(root .. "/capped", "p")
+    H.write(root .. "/capped/lots.txt", string.rep("cap\n", 50))
+    local config = require("distant.config")
+    local saved = config.options.search_max_results
+    config.options.search_max_results = 7
+    vim.cmd("DistantSearch cap " .. root .. "/capped")
+    config.options.search_max_results = saved
+    local search = require("distant.search").current
+    H.wait(function()
+      return search.done
+    end, "search/done")
+    assert.equals(7, #vim.fn.getqflist())
+    assert.matches("7 matches %(done, truncated%)", vim.fn.getqflist({ title = 0 }).title)
+  end)
+
   it("cancels a running search", function()
     vim.fn.mkdir(root .. "/many", "p")
     for i = 1, 300 do
