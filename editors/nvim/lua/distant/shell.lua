@@ -21,6 +21,12 @@ local M = {}
 local procs = {}
 local registered = false
 
+--- A :DistantSpawn buffer keeps the last this many lines, as a terminal's
+--- scrollback does: a command that prints forever cannot fill memory.
+M.max_scratch_lines = 100000
+--- Output without a newline is cut into lines of this length.
+M.max_partial_line = 64 * 1024
+
 local function append_scratch(proc, text)
   local bufnr = proc.bufnr
   if not vim.api.nvim_buf_is_valid(bufnr) then
@@ -29,6 +35,10 @@ local function append_scratch(proc, text)
   proc.partial = (proc.partial or "") .. text:gsub("\r\n", "\n")
   local lines = vim.split(proc.partial, "\n", { plain = true })
   proc.partial = table.remove(lines) -- the unfinished last line
+  while #proc.partial > M.max_partial_line do
+    table.insert(lines, proc.partial:sub(1, M.max_partial_line))
+    proc.partial = proc.partial:sub(M.max_partial_line + 1)
+  end
   if #lines > 0 then
     vim.bo[bufnr].modifiable = true
     local last = vim.api.nvim_buf_line_count(bufnr)
@@ -37,6 +47,10 @@ local function append_scratch(proc, text)
       vim.api.nvim_buf_set_lines(bufnr, 0, 1, false, lines)
     else
       vim.api.nvim_buf_set_lines(bufnr, -1, -1, false, lines)
+    end
+    local excess = vim.api.nvim_buf_line_count(bufnr) - M.max_scratch_lines
+    if excess > 0 then
+      vim.api.nvim_buf_set_lines(bufnr, 0, excess, false, {})
     end
     vim.bo[bufnr].modifiable = false
   end

@@ -150,6 +150,30 @@ describe("distant streams", function()
     vim.cmd("only")
   end)
 
+  it(":DistantSpawn keeps the last lines of endless output, and cuts endless lines", function()
+    local shell = require("distant.shell")
+    local saved = { shell.max_scratch_lines, shell.max_partial_line }
+    shell.max_scratch_lines, shell.max_partial_line = 50, 1000
+    local ok, err = pcall(function()
+      vim.cmd("DistantSpawn seq 1 500; head -c 3500 /dev/zero | tr '\\0' x")
+      local bufnr = vim.api.nvim_get_current_buf()
+      H.wait(function()
+        return vim.b[bufnr].distant_exit_code ~= nil
+      end, "the command to exit")
+      local lines = vim.api.nvim_buf_get_lines(bufnr, 0, -1, false)
+      assert.equals(50, #lines)
+      assert.equals("[exit code 0]", lines[#lines])
+      assert.is_nil(H.text(bufnr):find("^1\n"), "the first lines were dropped")
+      assert.is_true(vim.tbl_contains(lines, "500"))
+      for _, line in ipairs(lines) do
+        assert.is_true(#line <= 1000, "a line of " .. #line .. " bytes")
+      end
+      vim.cmd("only")
+    end)
+    shell.max_scratch_lines, shell.max_partial_line = saved[1], saved[2]
+    assert(ok, err)
+  end)
+
   it(":DistantSpawn runs in the current remote directory", function()
     vim.fn.mkdir(root .. "/here", "p")
     vim.cmd.edit("distant://" .. root .. "/here")
