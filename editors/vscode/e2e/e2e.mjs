@@ -7,8 +7,11 @@
 // the workbench: the Explorer lists the remote files; a file opens with its
 // content; an edit saved with Ctrl+S is on disk; a remote terminal runs a
 // command and shows its output; pylsp answers go-to-definition in the same
-// file and across files, landing in a `distant://` document. A screenshot of
-// every step goes to the artifacts dir. The last line is `N passed, N failed`;
+// file and across files, landing in a `distant://` document; "distant: Search
+// Remote" lists a match in its QuickPick and opens it at its line; a file
+// created on disk behind the workbench's back shows up in the Explorer, and an
+// open file changed on disk is reloaded (the extension's watch). A screenshot
+// of every step goes to the artifacts dir. The last line is `N passed, N failed`;
 // the exit code is nonzero on any failure.
 //
 // `--smoke` checks the harness itself without the extension: a plain file://
@@ -187,6 +190,15 @@ const README = `# e2e project
 
 This file is read through distant.
 `;
+// Search Remote finds SEARCH_TOKEN in notes.txt only, on line 3, column 8.
+const SEARCH_TOKEN = "zq7-needle-e2e";
+const NOTES_TXT = `Notes for the e2e test.
+
+Token: ${SEARCH_TOKEN} (searched for).
+`;
+// Changed on disk behind the editor's back (step 8).
+const CHANGES_TXT = `before the remote change
+`;
 
 // ---------------------------------------------------------------------------
 // the run
@@ -265,6 +277,8 @@ async function main() {
   await fsp.writeFile(path.join(project, "main.py"), MAIN_PY);
   await fsp.writeFile(path.join(project, "util.py"), UTIL_PY);
   await fsp.writeFile(path.join(project, "README.md"), README);
+  await fsp.writeFile(path.join(project, "notes.txt"), NOTES_TXT);
+  await fsp.writeFile(path.join(project, "changes.txt"), CHANGES_TXT);
 
   const settings = {
     "distant.bridgePath": BRIDGE,
@@ -596,7 +610,85 @@ async function main() {
     await step("go to definition (pylsp) opens util.py as a distant:// document", async () => {
       await goToDefinition(9, 8, "util.py", 2, 5);
     }, { needs: [5] });
+
+    // 7. Search Remote: F1, the pattern, the streamed results in a QuickPick,
+    // Enter opens the match.
+    await step("Search Remote finds a match and opens it at its line", async () => {
+      const searchCommand = "distant: Search Remote";
+      await commandPalette(searchCommand);
+      const widget = page.locator(".quick-input-widget");
+      const input = widget.locator(".quick-input-box input");
+      // The same widget now asks for the pattern (showInputBox).
+      await waitFor("the pattern prompt", async () => {
+        const text = norm(await widget.innerText({ timeout: 1000 }));
+        return (await input.isVisible()) && text.includes("Regular expression") && text;
+      });
+      await input.fill(SEARCH_TOKEN);
+      await page.keyboard.press("Enter");
+      const rowsOf = () =>
+        page.$$eval(".quick-input-widget .quick-input-list .monaco-list-row", (rows) =>
+          rows.map((r) => ({
+            text: r.innerText.replace(/\s+/g, " ").trim(),
+            focused: r.classList.contains("focused"),
+          })),
+        );
+      // The QuickPick of results: its title names the pattern, a row the match.
+      const rows = await waitFor("the match in the Search Remote QuickPick", async () => {
+        const title = norm(await widget.locator(".quick-input-title").innerText({ timeout: 1000 }));
+        if (!title.includes(SEARCH_TOKEN)) return false;
+        const all = (await rowsOf()).map((r) => ({ ...r, text: norm(r.text) }));
+        return all.some((r) => r.focused && r.text.includes("notes.txt:3:8")) && all;
+      });
+      log(`  results: ${rows.map((r) => `${r.focused ? "> " : ""}${r.text}`).join(" | ")}`);
+      // Done (search/done): the count replaces "Searching…"; only notes.txt matches.
+      const placeholder = await waitFor("the search to end (its count in the placeholder)", async () => {
+        const p = norm(await input.getAttribute("placeholder", { timeout: 1000 }));
+        return /\d+ match/.test(p) && p;
+      });
+      log(`  placeholder: ${placeholder}`);
+      const final = await rowsOf();
+      if (placeholder !== "1 match" || final.length !== 1) {
+        throw new Error(`expected one match, got "${placeholder}" and ${final.length} row(s)`);
+      }
+      await page.keyboard.press("Enter");
+      await waitFor("notes.txt active at Ln 3, Col 8", async () => {
+        const uri = await activeEditorUri();
+        const status = await cursorStatus();
+        return uri === `${folderUri}/notes.txt` && status.startsWith("Ln 3, Col 8") && `${uri} ${status}`;
+      });
+      await waitFor("the quick input to close", async () => !(await widget.isVisible()));
+      if (!(await activeEditorText()).includes(SEARCH_TOKEN)) throw new Error("notes.txt shows no token");
+      await expectActiveEditor("notes.txt");
+      log(`  cursor: ${await cursorStatus()}`);
+    }, { needs: [1] });
   }
+
+  // 8. Someone else changes the remote: the workbench hears it through the
+  // extension's watch (onDidChangeFile), without any user action.
+  await step("a remote change shows up (new file in the Explorer, open file reloaded)", async () => {
+    await openFromExplorer("changes.txt", "before the remote change");
+    await expectActiveEditor("changes.txt");
+    const dirty = await page.$eval(".editor-group-container.active .tab.active", (t) => t.classList.contains("dirty"));
+    if (dirty) throw new Error("changes.txt is dirty before the change");
+    // A new file, written directly on disk.
+    const newName = "created-remotely.txt";
+    await fsp.writeFile(path.join(project, newName), "made by someone else\n");
+    const rows = await waitFor(`${newName} in the Explorer`, async () => {
+      const names = await explorerRows();
+      return names.includes(newName) && names;
+    });
+    log(`  explorer: ${rows.join(", ")}`);
+    // The open, unmodified file, changed on disk: the editor reloads it.
+    const after = `after the remote change ${MARK}\n`;
+    await fsp.writeFile(path.join(project, "changes.txt"), after);
+    await waitFor("the editor to show changes.txt's new content", async () => {
+      const text = await activeEditorText();
+      return text.includes(after.trim()) && !text.includes("before the remote change");
+    });
+    await expectActiveEditor("changes.txt");
+    const stillClean = await page.$eval(".editor-group-container.active .tab.active", (t) => !t.classList.contains("dirty"));
+    if (!stillClean) throw new Error("changes.txt is dirty after the reload");
+  }, { needs: [1] });
 }
 
 async function dumpLogs() {
