@@ -141,20 +141,18 @@ function H.forwarder(target_port)
         close_pair()
         return
       end
-      downstream:read_start(function(rerr, data)
-        if rerr or not data then
-          close_pair()
-        elseif not upstream:is_closing() then
-          upstream:write(data)
-        end
-      end)
-      upstream:read_start(function(rerr, data)
-        if rerr or not data then
-          close_pair()
-        elseif not downstream:is_closing() then
-          downstream:write(data)
-        end
-      end)
+      -- Bytes one way; either side closing closes both.
+      local function pump(from, to)
+        from:read_start(function(rerr, data)
+          if rerr or not data then
+            close_pair()
+          elseif not to:is_closing() then
+            to:write(data)
+          end
+        end)
+      end
+      pump(downstream, upstream)
+      pump(upstream, downstream)
     end)
   end)
   function self.cut()
