@@ -410,13 +410,13 @@ pub(crate) async fn handle(
         "fs/writeChunk" => {
             let p: WriteChunkP = parse(params, "")?;
             let data = Bytes::from(convert::decode_data(p.data, p.encoding, "data")?);
-            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write, false)?;
+            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write)?;
             write_chunks(&conn, handle, p.offset, data).await?;
             Ok(Value::Null.into())
         }
         "fs/writeFinish" => {
             let p: WriteEndP = parse(params, "")?;
-            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write, true)?;
+            let (conn, handle) = api.take_write(peer.id, &p.connection, &p.write)?;
             match call(&conn, Op::FileWriteFinish { handle }).await? {
                 Reply::FileWritten(stamp) => Ok(convert::stamp(&stamp).into()),
                 other => Err(convert::unexpected("fs/writeFinish", &other)),
@@ -424,7 +424,7 @@ pub(crate) async fn handle(
         }
         "fs/writeAbort" => {
             let p: WriteEndP = parse(params, "")?;
-            let (conn, handle) = api.owned_write(peer.id, &p.connection, &p.write, true)?;
+            let (conn, handle) = api.take_write(peer.id, &p.connection, &p.write)?;
             expect_ok(&conn, "fs/writeAbort", Op::FileWriteAbort { handle }).await
         }
         "fs/append" => {
@@ -876,9 +876,7 @@ async fn start_write(
             Ok(handle) => {
                 let id = api.register_write(&conn.id, handle, peer);
                 // The request was cancelled: nobody will finish this write.
-                if tx.send(Ok(id.clone())).is_err()
-                    && api.owned_write(peer, &conn.id, &id, true).is_ok()
-                {
+                if tx.send(Ok(id.clone())).is_err() && api.take_write(peer, &conn.id, &id).is_ok() {
                     api.abort_write(&conn.id, handle).await;
                 }
             }

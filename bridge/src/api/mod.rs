@@ -543,16 +543,13 @@ impl Api {
     pub fn close_unused(&self, linger: Duration) -> Vec<String> {
         let now = std::time::Instant::now();
         let expired: Vec<String> = {
+            // A connection no peer ever named counts as unused from now.
             let connections = lock(&self.connections);
             let mut usage = lock(&self.usage);
-            usage.retain(|id, _| connections.contains_key(id));
             connections
                 .keys()
                 .filter(|id| {
-                    let u = usage.entry((*id).clone()).or_insert_with(|| Usage {
-                        users: Default::default(),
-                        unused_since: Some(now),
-                    });
+                    let u = usage.entry((*id).clone()).or_default();
                     u.users.is_empty() && u.unused_since.get_or_insert(now).elapsed() >= linger
                 })
                 .cloned()
@@ -660,21 +657,40 @@ impl Api {
         id
     }
 
-    /// The connection and server handle of a write `peer` started; with
-    /// `finished`, the write is forgotten (it is being finished or aborted).
+    /// The connection and server handle of a write `peer` started.
     pub(crate) fn owned_write(
         &self,
         peer: u64,
         connection: &str,
         id: &str,
-        finished: bool,
+    ) -> Result<(Arc<Connection>, u64), RpcError> {
+        self.find_write(peer, connection, id, false)
+    }
+
+    /// Like [`owned_write`](Self::owned_write), and forgets the write (it is
+    /// being finished or aborted).
+    pub(crate) fn take_write(
+        &self,
+        peer: u64,
+        connection: &str,
+        id: &str,
+    ) -> Result<(Arc<Connection>, u64), RpcError> {
+        self.find_write(peer, connection, id, true)
+    }
+
+    fn find_write(
+        &self,
+        peer: u64,
+        connection: &str,
+        id: &str,
+        take: bool,
     ) -> Result<(Arc<Connection>, u64), RpcError> {
         let conn = self.connection(connection)?;
         let mut writes = lock(&self.writes);
         match writes.get(id) {
             Some(e) if e.owner == peer && e.connection == connection => {
                 let handle = e.handle;
-                if finished {
+                if take {
                     writes.remove(id);
                 }
                 Ok((conn, handle))

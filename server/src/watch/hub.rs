@@ -111,19 +111,16 @@ impl Hub {
         };
         let mut instances = lock(&self.instances);
 
-        if let Some(instance) = instances.iter_mut().find(|i| {
-            i.roots
-                .iter()
-                .any(|r| r.path == root && r.recursive == recursive)
-        }) {
-            let shared = instance
+        for instance in instances.iter_mut() {
+            let same = instance
                 .roots
                 .iter_mut()
-                .find(|r| r.path == root && r.recursive == recursive)
-                .expect("found above");
-            shared.users += 1;
-            lock(&instance.subscribers).push(subscriber);
-            return Ok(());
+                .find(|r| r.path == root && r.recursive == recursive);
+            if let Some(shared) = same {
+                shared.users += 1;
+                lock(&instance.subscribers).push(subscriber);
+                return Ok(());
+            }
         }
 
         let index = match instances
