@@ -82,7 +82,7 @@ impl fmt::Display for Encryption {
 }
 
 /// Why a record could not be sealed or opened. Never contains key material.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum CryptoError {
     /// Wrong key, wrong counter (replayed, reordered, dropped, reflected)
     /// or a modified byte.

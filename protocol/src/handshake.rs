@@ -209,7 +209,7 @@ fn framed(body: &[u8]) -> BytesMut {
 // ---------------------------------------------------------------------------
 
 /// Why a handshake failed. Never contains secrets.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum HandshakeError {
     #[error("version mismatch: peer speaks protocol {}.{}, we speak {}.{}", .peer.0, .peer.1, .ours.0, .ours.1)]
     VersionMismatch { peer: (u16, u16), ours: (u16, u16) },
@@ -426,6 +426,9 @@ struct Core {
     events: VecDeque<HandshakeEvent>,
     peer_software: String,
     failed: bool,
+    /// The error the handshake failed with; every later call returns it
+    /// again (as rustls does), so a caller that retries learns the cause.
+    failure: Option<HandshakeError>,
 }
 
 impl Core {
@@ -443,6 +446,7 @@ impl Core {
             events: VecDeque::new(),
             peer_software: String::new(),
             failed: false,
+            failure: None,
         }
     }
 
@@ -541,6 +545,7 @@ impl Core {
 
     fn fail<T>(&mut self, err: HandshakeError) -> Result<T, HandshakeError> {
         self.failed = true;
+        self.failure.get_or_insert_with(|| err.clone());
         tracing::debug!(side = ?self.side, error = %err, "handshake failed");
         Err(err)
     }
@@ -566,6 +571,13 @@ impl Core {
 
 fn already_failed() -> HandshakeError {
     HandshakeError::Protocol("the handshake already failed or finished".into())
+}
+
+impl Core {
+    /// What a call after the end returns: the original failure, if any.
+    fn after_end(&self) -> HandshakeError {
+        self.failure.clone().unwrap_or_else(already_failed)
+    }
 }
 
 fn unexpected(msg: &AuthMessage, state: &str) -> HandshakeError {
@@ -637,7 +649,7 @@ impl ClientHandshake {
     /// Feeds one frame body (as yielded by [`frame::FrameCodec`]).
     pub fn handle_frame(&mut self, body: BytesMut, now: Instant) -> Result<(), HandshakeError> {
         if self.core.failed || matches!(self.state, ClientState::Established) {
-            return Err(already_failed());
+            return Err(self.core.after_end());
         }
         if now >= self.deadline {
             return self.handle_timeout(now);
@@ -1174,7 +1186,7 @@ impl ServerHandshake {
     /// Feeds one frame body (as yielded by [`frame::FrameCodec`]).
     pub fn handle_frame(&mut self, body: BytesMut, now: Instant) -> Result<(), HandshakeError> {
         if self.is_over() {
-            return Err(already_failed());
+            return Err(self.core.after_end());
         }
         if now >= self.deadline {
             return self.handle_timeout(now);
@@ -1547,6 +1559,21 @@ impl ServerHandshake {
             }
         }
         Ok(())
+    }
+
+    /// The transport below the machine failed in a way the peer should
+    /// hear about (an oversize frame, PROTOCOL.md §1): queues
+    /// `Error{fatal: true, text}` (sealed, once keys exist) or an Alert
+    /// with `text`, and ends the handshake. Send what
+    /// [`poll_transmit`](Self::poll_transmit) yields, then close.
+    pub fn abort(&mut self, text: &str) {
+        if self.is_over() {
+            return;
+        }
+        self.core.queue_fatal(text);
+        let _ = self
+            .core
+            .fail::<()>(HandshakeError::Protocol(text.to_owned()));
     }
 
     /// The frame cap the reader must use right now.

@@ -129,8 +129,11 @@ impl ResponsePayload {
     }
 }
 
-/// Options of a whole-file or chunked write.
+/// Options of a whole-file or chunked write. Every field may be omitted on
+/// the wire and takes its [`Default`] (PROTOCOL.md §5.5), and so may the
+/// whole `options` map.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(default)]
 pub struct WriteOptions {
     /// Create the file when it does not exist (else `NotFound`).
     pub create: bool,
@@ -214,6 +217,7 @@ pub enum Op {
     /// always stamps the whole file.
     FileRead {
         path: String,
+        #[serde(default)]
         chunk_size: Option<u32>,
         #[serde(default)]
         offset: u64,
@@ -224,13 +228,18 @@ pub enum Op {
     FileWrite {
         path: String,
         data: Bytes,
+        #[serde(default)]
         options: WriteOptions,
     },
     /// → `FileWritten`.
     FileAppend { path: String, data: Bytes },
     /// Opens a chunked write → `WriteHandle`. Preconditions are checked here
     /// and again at `FileWriteFinish`.
-    FileWriteStart { path: String, options: WriteOptions },
+    FileWriteStart {
+        path: String,
+        #[serde(default)]
+        options: WriteOptions,
+    },
     /// Writes `data` at `offset` of the pending file → `Ok`. Chunks may
     /// arrive in any order.
     FileWriteChunk {

@@ -390,3 +390,66 @@ async fn a_server_that_stays_down_is_lost_soon() {
     }
     assert!(started.elapsed() < Duration::from_secs(8));
 }
+
+/// Every failed redial publishes its reason as the `Reconnecting` detail,
+/// and a dial failure that waiting cannot fix ([`PermanentDialError`]) ends
+/// the retrying at once: `Lost` with that reason, long before the policy's
+/// 20 s window.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn redial_failures_are_reported_and_permanent_ones_end_the_session() {
+    use distant_protocol::driver::client::PermanentDialError;
+    use std::sync::atomic::{AtomicU8, Ordering};
+
+    let k = key(9);
+    let (addr, _, _, _) = start_server(&k, Duration::from_secs(60)).await;
+    let proxy = FaultProxy::start(addr).await;
+    // 0: dial the proxy; 1: fail like ssh without its key; 2: fail for good.
+    let mode = Arc::new(AtomicU8::new(0));
+    let target = proxy.addr.to_string();
+    let dial_mode = mode.clone();
+    let dialer = Arc::new(move || -> DialFuture {
+        let target = target.clone();
+        let mode = dial_mode.load(Ordering::SeqCst);
+        Box::pin(async move {
+            match mode {
+                0 => dial_tcp(&target, Duration::from_secs(2)).await,
+                1 => Err(std::io::Error::other(
+                    "ssh authentication failed: Permission denied (publickey).",
+                )),
+                _ => Err(PermanentDialError(
+                    "the server announced another key: the session cannot resume".into(),
+                )
+                .into_io()),
+            }
+        })
+    });
+    let session = client::connect(client_options(&k), dialer).await.unwrap();
+    let rpc = RpcClient::new(session);
+    rpc.call(Op::Version).await.unwrap();
+
+    mode.store(1, Ordering::SeqCst);
+    proxy.cut();
+    let mut state = rpc.state();
+    let detail = tokio::time::timeout(Duration::from_secs(10), async {
+        loop {
+            if let ConnectionState::Reconnecting { detail, .. } = &*state.borrow_and_update() {
+                if detail.contains("Permission denied (publickey)") {
+                    return detail.clone();
+                }
+            }
+            state.changed().await.expect("the session task ended");
+        }
+    })
+    .await
+    .expect("the redial's reason never showed in the state");
+    assert!(detail.contains("could not reach the server"), "{detail}");
+
+    mode.store(2, Ordering::SeqCst);
+    let lost = wait_for_state(&rpc, "lost", Duration::from_secs(10)).await;
+    assert_eq!(
+        lost,
+        ConnectionState::Lost {
+            reason: "the server announced another key: the session cannot resume".into()
+        }
+    );
+}

@@ -1,7 +1,7 @@
 //! Outbound side of a session: numbering responses and streaming replies.
 //!
-//! Owns [`Outbox`] (the per-session bounded response channel plus the
-//! response-id counter) and [`ReplySink`] (the handle a streaming operation
+//! Owns [`Outbox`] (the per-session bounded response channel; response
+//! ids are assigned by the protocol driver as responses go out) and [`ReplySink`] (the handle a streaming operation
 //! — process output, watch changes, search results, file chunks — uses to
 //! send more replies for its origin request).
 //!
@@ -15,36 +15,29 @@
 //! Backpressure: the response channel is bounded; `send` awaits room, so a
 //! producer that outpaces the client is slowed down rather than buffered.
 
-use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
-
 use distant_protocol::msg::{Reply, RequestId, Response, ResponsePayload};
 use tokio::sync::{mpsc, watch};
 
-/// Per-session outbound channel: a bounded `mpsc::Sender<Response>` and the
-/// counter that gives every response a session-unique id.
+/// Per-session outbound channel: a bounded `mpsc::Sender<Response>`. The
+/// protocol driver numbers responses in the order they are sent
+/// (PROTOCOL.md §5.1), so ids are left 0 here.
 #[derive(Clone, Debug)]
 pub struct Outbox {
     tx: mpsc::Sender<Response>,
-    next_id: Arc<AtomicU64>,
 }
 
 impl Outbox {
-    /// Wraps the session's response sender. Response ids start at 1.
+    /// Wraps the session's response sender.
     pub fn new(tx: mpsc::Sender<Response>) -> Self {
-        Self {
-            tx,
-            next_id: Arc::new(AtomicU64::new(1)),
-        }
+        Self { tx }
     }
 
     /// Sends one response for `origin`, waiting for room in the channel.
     /// Returns `false` when the session is gone.
     pub async fn send(&self, origin: RequestId, payload: ResponsePayload) -> bool {
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed);
         self.tx
             .send(Response {
-                id,
+                id: 0,
                 origin_id: origin,
                 payload,
             })

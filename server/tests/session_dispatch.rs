@@ -3,7 +3,6 @@
 
 mod common;
 
-use std::collections::HashSet;
 use std::fs;
 use std::time::Duration;
 
@@ -244,7 +243,6 @@ async fn two_sessions_at_once_are_independent() {
     let dir = tempfile::tempdir().unwrap();
     let mut a = Client::start();
     let mut b = Client::start();
-    let mut ids_a = HashSet::new();
     for i in 0..50u32 {
         let pa = s(&dir.path().join(format!("a{i}")));
         let pb = s(&dir.path().join(format!("b{i}")));
@@ -262,8 +260,9 @@ async fn two_sessions_at_once_are_independent() {
                 options: WriteOptions::default(),
             })
             .await;
+        // (Response ids are assigned by the protocol driver on the way
+        // out; protocol/tests/driver_tcp.rs checks them.)
         let resp = a.next_for(ra).await;
-        assert!(ids_a.insert(resp.id), "response ids unique in a session");
         assert!(matches!(
             resp.payload,
             ResponsePayload::Single(Reply::FileWritten(_))

@@ -757,13 +757,23 @@ impl Api {
 }
 
 /// Forwards a connection's state changes to every peer as
-/// `connection/state`.
+/// `connection/state`: each change of the state word, and while
+/// reconnecting each new reason a redial failed for (so an editor shows
+/// ssh's "Permission denied (publickey)" rather than the first cut's
+/// reason). Attempt counts alone are not news.
 async fn watch_state(api: Weak<Api>, id: String, mut state: watch::Receiver<ConnectionState>) {
     let mut last = state.borrow_and_update().clone();
     while state.changed().await.is_ok() {
         {
             let now = state.borrow_and_update();
-            if now.word() == last.word() {
+            let news = match (&*now, &last) {
+                (
+                    ConnectionState::Reconnecting { detail: a, .. },
+                    ConnectionState::Reconnecting { detail: b, .. },
+                ) => a != b,
+                (now, last) => now.word() != last.word(),
+            };
+            if !news {
                 continue;
             }
             last = now.clone();

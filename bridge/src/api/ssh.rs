@@ -34,7 +34,11 @@
 //!
 //! **Reconnecting.** [`SshDialer`] is the session's [`Dialer`]: every
 //! redial runs ssh again (killing the previous ssh if it still runs). The
-//! remote daemon kept the session, so it resumes and nothing is lost.
+//! remote daemon kept the session, so it resumes and nothing is lost. A
+//! failed redial's reason (ssh's stderr) becomes the `reconnecting`
+//! detail; failures that waiting cannot fix (a proxy announcing another
+//! key, a server binary that is gone and cannot be installed again) end
+//! the connection at once as `lost` with that reason.
 //!
 //! **Errors.** ssh's stderr is kept (the last lines, bounded) and put into
 //! every error, classified: `auth_failed` for "Permission denied" and host
@@ -53,7 +57,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
 
 use distant_protocol::auth::StaticKey;
-use distant_protocol::driver::client::{DialFuture, Dialer};
+use distant_protocol::driver::client::{DialFuture, Dialer, PermanentDialError};
 use distant_protocol::driver::transport::BoxTransport;
 use serde::Deserialize;
 use serde_json::Value;
@@ -1060,10 +1064,20 @@ async fn dial_proxy(
 
 /// Redials by running ssh again; the first transport, dialled while
 /// connecting, is handed out first.
+///
+/// A redial that fails in a way waiting cannot fix ends the session at once
+/// ([`PermanentDialError`]): the proxy announced a different key (its
+/// daemon was restarted with a new key file, so the session is gone), or
+/// the server binary vanished and installing it again was refused (uploads
+/// off, another platform, no local binary, a failed upload). Anything else
+/// (ssh's "Permission denied (publickey)" while an agent is away, an
+/// unreachable host) is reported and retried.
 pub struct SshDialer {
     target: SshTarget,
     remote_path: String,
     key: StaticKey,
+    /// The local binary to upload if the remote one vanished.
+    server_binary: Option<PathBuf>,
     first: Mutex<Option<Box<SshTransport>>>,
     /// Kills the ssh of the latest transport handed out.
     previous: Arc<Mutex<Option<Arc<Notify>>>>,
@@ -1081,21 +1095,93 @@ impl Dialer for SshDialer {
         let target = self.target.clone();
         let path = self.remote_path.clone();
         let key = self.key.clone();
+        let server_binary = self.server_binary.clone();
         let previous = self.previous.clone();
         Box::pin(async move {
-            let (transport, announced, kill) = dial_proxy(&target, &path)
-                .await
-                .map_err(|e| io::Error::other(e.message))?;
+            let shown = target.display();
+            let dialled = match dial_proxy(&target, &path).await {
+                // The versioned binary is gone (a cleanup removed it): find
+                // or upload it again, as the first connect did.
+                Err(e)
+                    if e.kind == ErrorKind::NotFound && target.options.remote_server.is_none() =>
+                {
+                    tracing::info!(destination = %shown, "the remote distant-server vanished: {}", e.message);
+                    find_or_install(&target, server_binary.as_deref())
+                        .await
+                        .map(|(t, k, kill, _)| (t, k, kill))
+                        .map_err(|e| {
+                            PermanentDialError(format!(
+                                "the distant-server on {shown} is gone and could not be installed \
+                                 again, so the session cannot resume: {}",
+                                e.message
+                            ))
+                            .into_io()
+                        })?
+                }
+                Err(e) if matches!(e.kind, ErrorKind::NotFound | ErrorKind::Unsupported) => {
+                    return Err(PermanentDialError(format!(
+                        "{}; the session cannot resume",
+                        e.message
+                    ))
+                    .into_io());
+                }
+                Err(e) => return Err(io::Error::other(e.message)),
+                Ok(dialled) => dialled,
+            };
+            let (transport, announced, kill) = dialled;
             if announced != key {
-                tracing::warn!(
-                    "the distant-server on {} announced another key than before; \
-                     the session cannot resume",
-                    target.display()
-                );
+                // Kill this ssh at once: nothing will be sent on it.
+                kill.notify_one();
+                drop(transport);
+                return Err(PermanentDialError(format!(
+                    "the distant-server on {shown} announced a different key than when this \
+                     session started (its daemon was restarted with a new key file), so the \
+                     session is gone; connect again"
+                ))
+                .into_io());
             }
             *lock(&previous) = Some(kill);
             Ok(transport as BoxTransport)
         })
+    }
+}
+
+/// Runs the first ssh: the configured remote server, else the probe that
+/// execs the installed server or reports what to upload, then the upload.
+/// Returns the transport, the proxy's key, its kill switch and the remote
+/// path.
+async fn find_or_install(
+    target: &SshTarget,
+    server_binary: Option<&Path>,
+) -> Result<(Box<SshTransport>, StaticKey, Arc<Notify>, String), RpcError> {
+    let shown = target.display();
+    if let Some(path) = &target.options.remote_server {
+        let (t, k, kill) = dial_proxy(target, path).await?;
+        return Ok((t, k, kill, path.clone()));
+    }
+    let remote = format!("sh -c {}", sh_quote(&probe_or_exec_script()));
+    let server = format!("~/{INSTALL_DIR}/distant-server-{VERSION}");
+    match dial(target, &remote, &server).await? {
+        Dialled::Proxy {
+            transport,
+            key,
+            kill,
+            path,
+        } => {
+            let path = path.ok_or_else(|| {
+                RpcError::new(
+                    ErrorKind::Other,
+                    format!("{shown}: the proxy started but the remote did not say where"),
+                )
+            })?;
+            tracing::info!(destination = %shown, "using distant-server {VERSION} at {path}");
+            Ok((transport, key, kill, path))
+        }
+        Dialled::Probe(probe) => {
+            let path = install(target, probe, server_binary).await?;
+            let (t, k, kill) = dial_proxy(target, &path).await?;
+            Ok((t, k, kill, path))
+        }
     }
 }
 
@@ -1106,45 +1192,14 @@ pub async fn open(
     target: &SshTarget,
     server_binary: Option<&Path>,
 ) -> Result<(Arc<SshDialer>, StaticKey), RpcError> {
-    let shown = target.display();
     let started = Instant::now();
-    let (transport, key, kill, path) = match &target.options.remote_server {
-        Some(path) => {
-            let (t, k, kill) = dial_proxy(target, path).await?;
-            (t, k, kill, path.clone())
-        }
-        None => {
-            let remote = format!("sh -c {}", sh_quote(&probe_or_exec_script()));
-            let server = format!("~/{INSTALL_DIR}/distant-server-{VERSION}");
-            match dial(target, &remote, &server).await? {
-                Dialled::Proxy {
-                    transport,
-                    key,
-                    kill,
-                    path,
-                } => {
-                    let path = path.ok_or_else(|| {
-                        RpcError::new(
-                            ErrorKind::Other,
-                            format!("{shown}: the proxy started but the remote did not say where"),
-                        )
-                    })?;
-                    tracing::info!(destination = %shown, "using distant-server {VERSION} at {path}");
-                    (transport, key, kill, path)
-                }
-                Dialled::Probe(probe) => {
-                    let path = install(target, probe, server_binary).await?;
-                    let (t, k, kill) = dial_proxy(target, &path).await?;
-                    (t, k, kill, path)
-                }
-            }
-        }
-    };
-    tracing::debug!(destination = %shown, "ssh transport up in {:?}", started.elapsed());
+    let (transport, key, kill, path) = find_or_install(target, server_binary).await?;
+    tracing::debug!(destination = %target.display(), "ssh transport up in {:?}", started.elapsed());
     let dialer = SshDialer {
         target: target.clone(),
         remote_path: path,
         key: key.clone(),
+        server_binary: server_binary.map(Path::to_path_buf),
         first: Mutex::new(Some(transport)),
         previous: Arc::new(Mutex::new(Some(kill))),
     };

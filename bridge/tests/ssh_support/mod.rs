@@ -200,6 +200,27 @@ impl Sshd {
         ))
     }
 
+    /// The test user's `authorized_keys` (sshd reads it at every login).
+    pub fn authorized_keys(&self) -> PathBuf {
+        self.dir.path().join("authorized_keys")
+    }
+
+    /// Lets only `wrong_key` log in (`false`) or the client's key again.
+    pub fn admit_client_key(&self, admit: bool) {
+        let key = if admit {
+            "client_key.pub"
+        } else {
+            "wrong_key.pub"
+        };
+        std::fs::copy(self.dir.path().join(key), self.authorized_keys()).unwrap();
+    }
+
+    /// Kills the test user's distant-server processes (the daemon and its
+    /// proxies).
+    pub fn kill_servers(&self) {
+        kill_user_servers(self.uid);
+    }
+
     /// Kills the test user's distant-server processes and removes
     /// `~/.local/share/distant`: a remote that never saw distant.
     pub fn reset_remote(&self) {

@@ -42,6 +42,28 @@ where
     }
 }
 
+/// A dial failure that waiting cannot fix: a [`Dialer`] returns it (as the
+/// inner error of an [`std::io::Error`], see [`PermanentDialError::into_io`])
+/// when, for example, the server at the other end announced a different key
+/// than the one the session was started with, so no resume can succeed. The
+/// session then ends at once as lost with this reason, instead of
+/// redialling until [`ReconnectPolicy::give_up_after`].
+#[derive(Debug, Clone, thiserror::Error)]
+#[error("{0}")]
+pub struct PermanentDialError(pub String);
+
+impl PermanentDialError {
+    /// Wraps the reason in an `io::Error` for [`DialFuture`].
+    pub fn into_io(self) -> std::io::Error {
+        std::io::Error::other(self)
+    }
+
+    /// The permanent failure inside `e`, if it is one.
+    pub fn find(e: &std::io::Error) -> Option<&Self> {
+        e.get_ref()?.downcast_ref::<Self>()
+    }
+}
+
 /// When and how long to retry after the link breaks.
 #[derive(Clone, Debug)]
 pub struct ReconnectPolicy {
@@ -292,6 +314,7 @@ impl ClientTask {
             )
             .await;
             session.disconnected();
+            link::close_transport(io).await;
             match end {
                 LinkEnd::Broken(detail) => {
                     tracing::info!(%detail, "link broken; reconnecting");
@@ -326,8 +349,10 @@ impl ClientTask {
         self.state.send_replace(state);
     }
 
-    /// Redials until a resume succeeds, the server refuses the session, or
-    /// the policy's deadline passes.
+    /// Redials until a resume succeeds, the server refuses the session, a
+    /// failure that waiting cannot fix happens (version mismatch, wrong
+    /// key, [`PermanentDialError`]), or the policy's deadline passes. Every
+    /// failed attempt publishes its reason as the `Reconnecting` detail.
     async fn reconnect(&mut self) -> Result<(FramedIo, Established), String> {
         let policy = self.options.reconnect.clone();
         let started = tokio::time::Instant::now();
@@ -360,6 +385,9 @@ impl ClientTask {
                         e.to_string()
                     }
                 },
+                Err(DialFailure::Io(e)) if PermanentDialError::find(&e).is_some() => {
+                    return Err(e.to_string());
+                }
                 Err(e) => {
                     let refused = matches!(
                         &e,

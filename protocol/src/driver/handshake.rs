@@ -81,10 +81,13 @@ pub trait HandshakeMachine {
     fn handle_timeout(&mut self, now: Instant) -> Result<(), HandshakeError>;
     fn max_frame_len(&self) -> usize;
     fn is_established(&self) -> bool;
+    /// The peer sent something the frame layer refused (an oversize
+    /// length): tell it why, if this side speaks first in such cases.
+    fn abort(&mut self, text: &str);
 }
 
 macro_rules! impl_machine {
-    ($t:ty) => {
+    ($t:ty, $abort:expr) => {
         impl HandshakeMachine for $t {
             fn handle_frame(&mut self, body: BytesMut, now: Instant) -> Result<(), HandshakeError> {
                 <$t>::handle_frame(self, body, now)
@@ -107,12 +110,18 @@ macro_rules! impl_machine {
             fn is_established(&self) -> bool {
                 <$t>::is_established(self)
             }
+            fn abort(&mut self, text: &str) {
+                let abort: fn(&mut $t, &str) = $abort;
+                abort(self, text)
+            }
         }
     };
 }
 
-impl_machine!(ClientHandshake);
-impl_machine!(ServerHandshake);
+// The server answers an oversize frame with a fatal error (PROTOCOL.md §1);
+// the client never sends errors in phase 2 and just closes.
+impl_machine!(ClientHandshake, |_, _| {});
+impl_machine!(ServerHandshake, |m, text| m.abort(text));
 
 /// How long a failing side keeps trying to deliver its final alert.
 const ALERT_GRACE: Duration = Duration::from_millis(500);
@@ -183,6 +192,10 @@ where
         tokio::select! {
             frame = io.reader.next() => match frame {
                 Some(Ok(body)) => machine.handle_frame(body, Instant::now())?,
+                Some(Err(e @ FrameError::TooLarge { .. })) => {
+                    machine.abort(&e.to_string());
+                    return Err(e.into());
+                }
                 Some(Err(e)) => return Err(e.into()),
                 None => return Err(DriveError::Closed),
             },

@@ -182,6 +182,10 @@ pub async fn run<P>(
                 let handled = session.handle_record(content, Instant::now());
                 hooks.received(session.received_count());
                 if let Err(e) = handled {
+                    if matches!(e, SessionError::Protocol(_)) {
+                        // Tell the peer why the session ends (its Close).
+                        flush_close(io, sealer, session, &mut out).await;
+                    }
                     if let Some(end) = session_error_end(e) {
                         return end;
                     }
@@ -244,7 +248,7 @@ fn session_error_end<P>(e: SessionError) -> Option<LinkEnd<P>> {
         }
         SessionError::Lost { reason } => LinkEnd::SessionOver(SessionOutcome::Lost(reason)),
         SessionError::Protocol(reason) => LinkEnd::SessionOver(SessionOutcome::Lost(format!(
-            "the peer broke the session protocol: {reason}"
+            "the peer broke the session protocol ({reason}); the session was ended"
         ))),
     })
 }
@@ -296,6 +300,16 @@ async fn flush_close(
     })
     .await;
     out.clear();
+}
+
+/// Ends a connection for good: shuts the write half down (the peer sees
+/// FIN at once, not when some timer runs out) with a short deadline, then
+/// drops the transport. Every connection that [`run`] returned from ends
+/// here (PROTOCOL.md §2.3: a record that fails to open ends the connection
+/// at once).
+pub async fn close_transport(mut io: FramedIo) {
+    let _ = tokio::time::timeout(std::time::Duration::from_millis(500), io.writer.shutdown()).await;
+    drop(io);
 }
 
 async fn sleep_until_opt(deadline: Option<tokio::time::Instant>) {

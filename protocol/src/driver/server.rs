@@ -71,7 +71,9 @@ pub struct NewSession {
     pub id: SessionId,
     /// Requests in arrival order; closes when the session ends for good.
     pub requests: mpsc::Receiver<Request>,
-    /// Responses and stream elements for the client.
+    /// Responses and stream elements for the client. Their `id` is
+    /// assigned on the way out (1, 2, 3, … in the order they are sent);
+    /// leave it 0.
     pub responses: mpsc::Sender<Response>,
 }
 
@@ -339,7 +341,7 @@ impl Inner {
         let (bytes_in_tx, bytes_in_rx) = mpsc::channel::<Bytes>(cap);
         let (req_tx, req_rx) = mpsc::channel::<Request>(cap);
         let (resp_tx, resp_rx) = mpsc::channel::<Response>(cap);
-        tokio::spawn(decode_requests(bytes_in_rx, req_tx, bytes_out_tx.clone()));
+        tokio::spawn(decode_requests(bytes_in_rx, req_tx, resp_tx.clone()));
         tokio::spawn(encode_responses(resp_rx, bytes_out_tx));
 
         tracing::info!(%id, peer = %peer_software, "session started");
@@ -436,12 +438,13 @@ impl SessionTask {
                         peer_received,
                         "dropping a stale resume attempt"
                     );
-                    drop(io);
+                    link::close_transport(io).await;
                     next = self.await_resume().await;
                     continue;
                 }
                 if let Err(e) = self.session.connected(Instant::now(), Some(peer_received)) {
                     tracing::warn!(id = %self.id, "resume failed: {e}");
+                    link::close_transport(io).await;
                     break;
                 }
             }
@@ -462,6 +465,9 @@ impl SessionTask {
             )
             .await;
             self.session.disconnected();
+            // The connection is over whatever happens next: the peer sees
+            // FIN now, not when the grace period runs out.
+            link::close_transport(io).await;
             match end {
                 LinkEnd::Preempted(attach) => {
                     tracing::info!(id = %self.id, "a resuming connection replaced the old one");
@@ -499,11 +505,12 @@ impl SessionTask {
 }
 
 /// Data records → typed requests. A record that is not a request gets an
-/// error response, and the session goes on.
+/// error response (numbered like every other response), and the session
+/// goes on.
 async fn decode_requests(
     mut bytes_in: mpsc::Receiver<Bytes>,
     requests: mpsc::Sender<Request>,
-    bytes_out: mpsc::Sender<Bytes>,
+    responses: mpsc::Sender<Response>,
 ) {
     while let Some(bytes) = bytes_in.recv().await {
         let error = match Message::decode(&bytes) {
@@ -518,28 +525,29 @@ async fn decode_requests(
         };
         let origin_id = Message::peek_request_id(&bytes).unwrap_or(0);
         tracing::warn!(origin_id, "rejecting a request: {error}");
-        let response = Message::Response(Response {
-            id: 0,
+        let response = Response {
+            id: 0, // numbered by `encode_responses`
             origin_id,
             payload: ResponsePayload::Single(Reply::error(
                 ErrorKind::InvalidParams,
                 format!("the server could not understand request {origin_id}: {error}"),
             )),
-        });
-        match response.encode() {
-            Ok(encoded) => {
-                if bytes_out.send(Bytes::from(encoded)).await.is_err() {
-                    return;
-                }
-            }
-            Err(e) => tracing::error!("could not encode an error response: {e}"),
+        };
+        if responses.send(response).await.is_err() {
+            return;
         }
     }
 }
 
-/// Typed responses → data records.
+/// Typed responses → data records. This is the one place every response
+/// of the session passes in wire order, so it assigns `Response.id`
+/// (PROTOCOL.md §5.1: 1, 2, 3, … per session, whatever the application
+/// put there).
 async fn encode_responses(mut responses: mpsc::Receiver<Response>, bytes_out: mpsc::Sender<Bytes>) {
-    while let Some(response) = responses.recv().await {
+    let mut next_id: u64 = 1;
+    while let Some(mut response) = responses.recv().await {
+        response.id = next_id;
+        next_id = next_id.saturating_add(1);
         match Message::Response(response).encode() {
             Ok(encoded) => {
                 if bytes_out.send(Bytes::from(encoded)).await.is_err() {

@@ -29,10 +29,21 @@
 //! 4. Sleep until [`Session::poll_timeout`], then call
 //!    [`Session::handle_timeout`] and go to 3.
 //! 5. On any `Err` from `connected`, `handle_record` or `handle_timeout`,
-//!    drop the transport: the session is already marked disconnected.
-//!    [`SessionError::PeerDead`] and [`SessionError::Protocol`] leave the
-//!    session resumable (nothing invalid was applied); [`SessionError::Lost`]
-//!    and [`SessionError::Closed`] are final.
+//!    drain [`Session::poll_transmit`] once more (after a
+//!    [`SessionError::Protocol`] it yields the Close record that tells the
+//!    peer why), then drop the transport: the session is already marked
+//!    disconnected. [`SessionError::PeerDead`] leaves the session
+//!    resumable; [`SessionError::Protocol`], [`SessionError::Lost`] and
+//!    [`SessionError::Closed`] are final.
+//!
+//! Why a malformed record ends the whole session (PROTOCOL.md §4): every
+//! record content reaching [`Session::handle_record`] has passed the
+//! record layer's authentication, so only the peer itself can have sent
+//! it. Someone on the path who flips, drops, replays or reorders bytes
+//! only makes a record fail to open, which ends the *connection* and never
+//! the session. A peer that seals garbage is broken; resuming would replay
+//! into the same fault, so the session ends at once with a Close record
+//! naming the fault.
 //!
 //! Application side: [`Session::send`] queues a payload or refuses it with
 //! [`SendError::Backpressure`]; retry after [`SessionEvent::Writable`].
@@ -115,8 +126,9 @@ pub enum SessionError {
     /// a resume (server). The session itself is intact.
     #[error("peer is dead: nothing received within the dead-peer timeout")]
     PeerDead,
-    /// The peer broke §4 (malformed record, gap, impossible ack). This
-    /// connection is over; no state was changed by the offending record.
+    /// The peer broke §4 (malformed record, gap, impossible ack). Nothing
+    /// of the offending record was applied; the session has ended (a Close
+    /// record naming the fault is the next [`Session::poll_transmit`]).
     #[error("session protocol error: {0}")]
     Protocol(String),
     /// The session was closed by a Close record (either side); final.
@@ -304,15 +316,29 @@ pub struct Session {
     ack_deadline: Option<Instant>,
 
     // Timers (meaningful while connected).
-    last_send: Instant,
-    last_recv: Instant,
+    /// Set by [`Session::connected`]; `None` before the first connection
+    /// (so that [`Session::new`] reads no clock).
+    last_send: Option<Instant>,
+    last_recv: Option<Instant>,
 
     events: VecDeque<SessionEvent>,
     stats: SessionStats,
+    /// The Close record (reason already cut to fit) owed to the peer after
+    /// a protocol error; sent by the next `poll_transmit`.
+    close_owed: Option<Bytes>,
 }
 
 fn deadline(from: Instant, after: Duration) -> Option<Instant> {
     from.checked_add(after)
+}
+
+/// A Close reason cut at a character boundary to fit one record.
+fn cut_reason(reason: &str) -> &str {
+    let mut cut = reason.len().min(MAX_DATA_PAYLOAD);
+    while !reason.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    reason.get(..cut).unwrap_or_default()
 }
 
 fn due(from: Instant, after: Duration, now: Instant) -> bool {
@@ -321,11 +347,11 @@ fn due(from: Instant, after: Duration, now: Instant) -> bool {
 
 impl Session {
     /// A fresh session: nothing sent, nothing received, not connected.
+    /// Reads no clock: time enters only through the `now` arguments.
     pub fn new(config: SessionConfig) -> Self {
         let mut config = config;
         config.max_backup_records = config.max_backup_records.max(1);
         config.ack_every_records = config.ack_every_records.max(1);
-        let now = Instant::now();
         Self {
             config,
             state: State::Open,
@@ -342,10 +368,11 @@ impl Session {
             reported: 0,
             unacked_bytes: 0,
             ack_deadline: None,
-            last_send: now,
-            last_recv: now,
+            last_send: None,
+            last_recv: None,
             events: VecDeque::new(),
             stats: SessionStats::default(),
+            close_owed: None,
         }
     }
 
@@ -477,8 +504,8 @@ impl Session {
         self.trim_to(peer);
         self.send_cursor = peer;
         self.connected = true;
-        self.last_send = now;
-        self.last_recv = now;
+        self.last_send = Some(now);
+        self.last_recv = Some(now);
         // The handshake told the peer our received count.
         self.reported = self.received;
         self.unacked_bytes = 0;
@@ -497,6 +524,8 @@ impl Session {
     pub fn disconnected(&mut self) {
         self.connected = false;
         self.ack_deadline = None;
+        // A Close owed to the peer cannot be sent without a transport.
+        self.close_owed = None;
     }
 
     /// Whether a transport is attached.
@@ -526,10 +555,19 @@ impl Session {
         self.backup_bytes = 0;
     }
 
+    /// The peer sealed a record that breaks §4: the session ends, and the
+    /// peer is told why with a Close record (if a transport is attached).
     fn protocol_error(&mut self, msg: String) -> SessionError {
-        tracing::warn!(error = %msg, "session protocol error");
-        self.disconnected();
-        SessionError::Protocol(msg)
+        tracing::warn!(error = %msg, "session protocol error: ending the session");
+        let err = SessionError::Protocol(msg);
+        let reason = err.to_string();
+        if self.connected {
+            self.close_owed = Some(Bytes::copy_from_slice(cut_reason(&reason).as_bytes()));
+        }
+        self.state = State::Lost { reason };
+        self.ack_deadline = None;
+        self.free_backup();
+        err
     }
 
     /// Discards backup records below `acked` (which must be `<= sent_high`).
@@ -581,7 +619,7 @@ impl Session {
     pub fn handle_record(&mut self, content: Bytes, now: Instant) -> Result<(), SessionError> {
         self.terminal_error()?;
         if self.connected {
-            self.last_recv = now;
+            self.last_recv = Some(now);
         }
         let record = match Record::decode(content) {
             Ok(record) => record,
@@ -637,13 +675,17 @@ impl Session {
     /// Order: a due Ack, then data (replay first, then never-sent), then a
     /// pending Close, then a due Heartbeat.
     pub fn poll_transmit(&mut self, now: Instant) -> Option<Transmit> {
+        if let Some(wire) = self.close_owed.take() {
+            self.connected = false;
+            return Some(Transmit::close(wire));
+        }
         if !self.connected || self.is_ended() {
             return None;
         }
         if self.ack_deadline.is_some_and(|d| now >= d) {
             let received = self.report();
             self.stats.acks_sent += 1;
-            self.last_send = now;
+            self.last_send = Some(now);
             return Some(Transmit::counter(
                 TYPE_ACK,
                 received,
@@ -661,25 +703,24 @@ impl Session {
                 self.sent_high = seq + 1;
             }
             self.send_cursor += 1;
-            self.last_send = now;
+            self.last_send = Some(now);
             return Some(Transmit::data(seq, payload, retransmit));
         }
         if let State::Closing { reason } = &self.state {
             let reason = reason.clone();
-            let mut cut = reason.len().min(MAX_DATA_PAYLOAD);
-            while !reason.is_char_boundary(cut) {
-                cut -= 1;
-            }
-            let wire = Bytes::copy_from_slice(reason.get(..cut).unwrap_or_default().as_bytes());
+            let wire = Bytes::copy_from_slice(cut_reason(&reason).as_bytes());
             self.state = State::Closed { reason };
             self.connected = false;
             self.free_backup();
             return Some(Transmit::close(wire));
         }
-        if due(self.last_send, self.config.heartbeat_interval, now) {
+        if self
+            .last_send
+            .is_some_and(|t| due(t, self.config.heartbeat_interval, now))
+        {
             let received = self.report();
             self.stats.heartbeats_sent += 1;
-            self.last_send = now;
+            self.last_send = Some(now);
             return Some(Transmit::counter(
                 TYPE_HEARTBEAT,
                 received,
@@ -699,8 +740,10 @@ impl Session {
         }
         [
             self.ack_deadline,
-            deadline(self.last_send, self.config.heartbeat_interval),
-            deadline(self.last_recv, self.config.dead_after),
+            self.last_send
+                .and_then(|t| deadline(t, self.config.heartbeat_interval)),
+            self.last_recv
+                .and_then(|t| deadline(t, self.config.dead_after)),
         ]
         .into_iter()
         .flatten()
@@ -714,7 +757,10 @@ impl Session {
         if !self.connected || self.is_ended() {
             return Ok(());
         }
-        if due(self.last_recv, self.config.dead_after, now) {
+        if self
+            .last_recv
+            .is_some_and(|t| due(t, self.config.dead_after, now))
+        {
             tracing::debug!("peer silent for {:?}: dead", self.config.dead_after);
             self.disconnected();
             return Err(SessionError::PeerDead);

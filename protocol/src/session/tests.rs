@@ -119,21 +119,39 @@ fn receive_in_order_and_drop_duplicates() {
 }
 
 #[test]
-fn gap_is_a_protocol_error_and_changes_nothing() {
+fn gap_is_a_protocol_error_that_ends_the_session_with_a_close() {
     let t0 = Instant::now();
     let mut s = connected(cfg(), t0);
     s.handle_record(data(0, b"a"), t0).unwrap();
+    s.send(Bytes::from_static(b"queued")).unwrap();
     let err = s.handle_record(data(2, b"c"), t0).unwrap_err();
     assert!(
         matches!(err, SessionError::Protocol(ref m) if m.contains("gap")),
         "{err}"
     );
-    assert!(!s.is_connected());
+    // Nothing of the offending record was applied.
     assert_eq!(s.received_count(), 1);
-    // Resumable: the peer replays from our count.
-    s.connected(t0, Some(0)).unwrap();
-    s.handle_record(data(1, b"b"), t0).unwrap();
-    assert_eq!(s.received_count(), 2);
+    assert!(s.poll_received().is_some());
+    assert!(s.poll_received().is_none());
+    // The peer is told why, before anything else, and nothing follows.
+    let close = s.poll_transmit(t0).expect("a Close record");
+    assert_eq!(close.kind(), TransmitKind::Close);
+    assert_eq!(
+        Record::decode(close.to_bytes()).unwrap(),
+        Record::Close {
+            reason: "session protocol error: gap in data records: got seq 2, expected 1".into()
+        }
+    );
+    assert!(s.poll_transmit(t0).is_none());
+    assert!(!s.is_connected());
+    // Final: the session cannot be resumed.
+    let end = s.termination().expect("ended");
+    assert!(
+        matches!(end, SessionError::Lost { ref reason } if reason.contains("gap")),
+        "{end}"
+    );
+    assert_eq!(s.connected(t0, Some(0)), Err(end));
+    assert_eq!(s.send(Bytes::from_static(b"x")), Err(SendError::Closed));
 }
 
 #[test]
@@ -168,7 +186,11 @@ fn ack_beyond_sent_is_a_protocol_error() {
         s.handle_record(ack(1), t0),
         Err(SessionError::Protocol(_))
     ));
-    s.connected(t0, Some(0)).unwrap();
+    assert!(s.termination().is_some());
+
+    let mut s = connected(cfg(), t0);
+    s.send(Bytes::from_static(b"a")).unwrap();
+    s.send(Bytes::from_static(b"b")).unwrap();
     let _ = s.poll_transmit(t0);
     s.handle_record(ack(1), t0).unwrap();
     let err = s.handle_record(ack(5), t0).unwrap_err();
@@ -176,7 +198,10 @@ fn ack_beyond_sent_is_a_protocol_error() {
         matches!(err, SessionError::Protocol(ref m) if m.contains("acknowledged 5")),
         "{err}"
     );
-    assert_eq!(s.stats().backup_records, 1);
+    assert_eq!(
+        s.poll_transmit(t0).map(|t| t.kind()),
+        Some(TransmitKind::Close)
+    );
 }
 
 #[test]
@@ -630,8 +655,14 @@ fn malformed_records_are_protocol_errors() {
             .handle_record(Bytes::from_static(case), t0)
             .expect_err("malformed");
         assert!(matches!(err, SessionError::Protocol(_)), "{case:?}: {err}");
+        assert_eq!(s.received_count(), 0, "{case:?}");
+        let close = s.poll_transmit(t0).expect("a Close record");
+        assert_eq!(close.kind(), TransmitKind::Close, "{case:?}");
         assert!(!s.is_connected());
-        assert!(s.termination().is_none());
+        assert!(
+            matches!(s.termination(), Some(SessionError::Lost { .. })),
+            "{case:?}"
+        );
     }
 }
 
