@@ -4,11 +4,14 @@
 //!
 //! - [`rundir`]: the private per-user directory of the ssh-mode daemon
 //!   (socket, key, lock, log), created and checked with strict permissions.
+//! - [`env`]: the environment kept for the server and its children (the
+//!   key removed at start, per-login variables dropped in the daemon).
 //! - [`daemon`]: `distant-server daemon`, the per-user server on a Unix socket.
 //! - [`proxy`]: `distant-server proxy`, what ssh runs: relays stdio to the
 //!   daemon, starting it when absent.
 
 pub mod daemon;
+pub mod env;
 pub mod proxy;
 pub mod rundir;
 
