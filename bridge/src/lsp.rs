@@ -350,15 +350,15 @@ pub async fn run(options: &Options, args: LspArgs) -> Result<u8, CliError> {
 }
 
 /// `connect DEST` (the API reuses a live connection to the same
-/// destination). The key comes from the URL, else `DISTANT_KEY`.
+/// destination). The key comes from `DISTANT_KEY` (read and removed at
+/// start); one inside DEST is refused, as argv is readable by every user.
 async fn connect(session: &Session, destination: &str) -> Result<String, CliError> {
+    crate::secrets::refuse_key_in_argv(destination)
+        .map_err(|e| CliError::new(format!("lsp: {e}")))?;
     let mut params = json!({"destination": destination});
-    if !destination.contains('@') {
-        if let Some(key) = std::env::var("DISTANT_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-        {
-            params["key"] = Value::String(key.trim().to_owned());
+    if destination.trim().starts_with("distant://") {
+        if let Some(key) = crate::secrets::env_key() {
+            params["key"] = Value::String(key);
         }
     }
     let result = session.call("connect", params).await?;

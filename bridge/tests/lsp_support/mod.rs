@@ -150,7 +150,22 @@ impl Editor {
             .arg(server_binary())
             .arg("lsp");
         if !cmd.destination.is_empty() {
-            command.arg("--destination").arg(&cmd.destination);
+            // A key never goes on a command line: DISTANT_KEY carries it.
+            match cmd
+                .destination
+                .strip_prefix("distant://:")
+                .and_then(|r| r.split_once('@'))
+            {
+                Some((key, hostport)) => {
+                    command
+                        .arg("--destination")
+                        .arg(format!("distant://{hostport}"))
+                        .env("DISTANT_KEY", key);
+                }
+                None => {
+                    command.arg("--destination").arg(&cmd.destination);
+                }
+            }
         }
         if let Some(cwd) = &cmd.cwd {
             command.arg("--cwd").arg(cwd);
@@ -390,6 +405,11 @@ impl Editor {
             );
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+
+    /// The proxy's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the proxy is running")
     }
 
     pub fn stderr_text(&self) -> String {
