@@ -286,6 +286,9 @@ impl SshOptions {
         let mut o = serde_json::Map::new();
         if !self.args.is_empty() {
             o.insert("ssh".into(), json!(self.args));
+            // Typed by the user on this command line: an explicit local
+            // choice (api/ssh_args.rs).
+            o.insert("allowLocalCommands".into(), json!(true));
         }
         if let Some(b) = &self.binary {
             o.insert("sshBinary".into(), json!(b));
