@@ -20,6 +20,8 @@ import {
 import { BridgeError, toFileSystemError } from "../src/errors";
 import { changeEvents } from "../src/fileSystemProvider";
 import { lspArgs, lspTarget } from "../src/lspCommand";
+import { connectOptions } from "../src/settings";
+import { settings } from "./helpers/vscode-stub";
 import { searchItem } from "../src/search";
 import { statusText } from "../src/statusBar";
 import { StreamRouter } from "../src/streams";
@@ -203,6 +205,19 @@ describe("small helpers", () => {
     }
     assert.ok(restricted.includes("distant.languageServers"));
     assert.equal(props["distant.allowSshCommands"].default, false);
+  });
+
+  test("issue 14: only distant.allowSshCommands lets ssh options run local commands", () => {
+    settings.set("distant.connectOptions", { ssh: ["-F", "/x"], allowLocalCommands: true });
+    try {
+      assert.deepEqual(connectOptions(), { ssh: ["-F", "/x"] });
+      settings.set("distant.allowSshCommands", true);
+      assert.deepEqual(connectOptions(), { ssh: ["-F", "/x"], allowLocalCommands: true });
+    } finally {
+      settings.delete("distant.connectOptions");
+      settings.delete("distant.allowSshCommands");
+    }
+    assert.equal(connectOptions(), undefined);
   });
 
   test("search rows point at the match", () => {
