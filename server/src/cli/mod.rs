@@ -42,9 +42,14 @@ pub struct ServeArgs {
     /// Sessions alive at once.
     #[arg(long, default_value_t = 64)]
     pub max_sessions: usize,
-    /// Connections still authenticating at once; more are dropped.
+    /// Connections still authenticating at once; beyond it the oldest is
+    /// closed to admit a new one.
     #[arg(long, default_value_t = 64)]
     pub max_unauthenticated: usize,
+    /// Of those, from one source address; beyond it that source's oldest is
+    /// closed.
+    #[arg(long, default_value_t = 16)]
+    pub max_unauthenticated_per_source: usize,
     /// Processes per session.
     #[arg(long, default_value_t = Limits::default().max_processes)]
     pub max_processes: usize,
@@ -67,6 +72,7 @@ impl ServeArgs {
         options.session_ttl = Duration::from_secs(self.session_ttl);
         options.max_sessions = self.max_sessions;
         options.max_unauthenticated = self.max_unauthenticated.max(1);
+        options.max_unauthenticated_per_source = self.max_unauthenticated_per_source.max(1);
         options.channel_capacity = CHANNEL_CAPACITY;
         options
     }
