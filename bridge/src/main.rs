@@ -29,8 +29,8 @@ struct Args {
     /// this executable, then $PATH).
     #[arg(long, global = true, value_name = "PATH")]
     server_binary: Option<PathBuf>,
-    /// Manager socket (default: $XDG_RUNTIME_DIR/distant/manager.sock, or
-    /// /tmp/distant-UID/manager.sock).
+    /// Manager socket (default: $XDG_RUNTIME_DIR/distant/manager.sock, else
+    /// ~/.local/state/distant/run/manager.sock).
     #[arg(
         long,
         global = true,
