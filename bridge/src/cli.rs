@@ -266,7 +266,7 @@ fn io_error(what: &str) -> impl FnOnce(std::io::Error) -> CliError + '_ {
 }
 
 /// `connect DEST`: prints the connection id. The key comes from `key_file`,
-/// else `DISTANT_KEY`, else the URL; it is never printed.
+/// else `DISTANT_KEY`; never from the URL (argv is public); it is never printed.
 /// `connect`'s settings for `ssh://` destinations (the API's `options`).
 #[derive(Debug, Default)]
 pub struct SshOptions {
@@ -286,6 +286,9 @@ impl SshOptions {
         let mut o = serde_json::Map::new();
         if !self.args.is_empty() {
             o.insert("ssh".into(), json!(self.args));
+            // Typed by the user on this command line: an explicit local
+            // choice (api/ssh_args.rs).
+            o.insert("allowLocalCommands".into(), json!(true));
         }
         if let Some(b) = &self.binary {
             o.insert("sshBinary".into(), json!(b));
@@ -316,10 +319,9 @@ pub async fn connect(
                 .trim()
                 .to_owned(),
         ),
-        None => std::env::var("DISTANT_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty()),
+        None => crate::secrets::env_key(),
     };
+    crate::secrets::refuse_key_in_argv(destination).map_err(CliError::new)?;
     let session = Session::open(options).await?;
     let mut params = json!({"destination": destination});
     if let Some(key) = key {

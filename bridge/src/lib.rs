@@ -24,6 +24,7 @@ pub mod framing;
 pub mod jsonrpc;
 pub mod lsp;
 pub mod manager;
+pub mod secrets;
 pub mod stdio;
 mod sync;
 pub mod uri_rewrite;

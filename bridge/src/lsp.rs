@@ -19,9 +19,14 @@
 //! - **remote → editor.** Each `proc/output` on stdout carries one framed
 //!   message; a lenient decoder ([`LspCodec::lenient`]) takes the body (and
 //!   would skip any junk with a warning), [`UriMap::to_editor`] maps
-//!   `file:///P` → `SCHEME://AUTHORITY/P` and the body goes to stdout with a
-//!   fresh `Content-Length`. Everything else in a message stays byte for
-//!   byte. The language server's stderr is copied to our stderr as it is.
+//!   every local `file:` URI form → `SCHEME://AUTHORITY/P` and the body goes
+//!   to stdout with a fresh `Content-Length`. Everything else in a message
+//!   stays byte for byte. The language server is not trusted: a message
+//!   carrying a `file:` URI that cannot be made remote (another host, a
+//!   control character), or that cannot be checked (malformed, too deep), is
+//!   never forwarded ([`refusal`]): a request gets an error answer, a
+//!   response becomes an error answer to the editor's request, a
+//!   notification is dropped; each is logged. The language server's stderr is copied to our stderr as it is.
 //!   Our own logs go to stderr too; stdout carries LSP messages only.
 //! - **authority.** `AUTHORITY` for remote → editor URIs is the one of the
 //!   first editor URI with our scheme (usually `initialize`'s `rootUri`);
@@ -237,10 +242,18 @@ pub async fn run(options: &Options, args: LspArgs) -> Result<u8, CliError> {
                             let out = match map.to_editor(&body) {
                                 Ok(r) => r.into_bytes(body),
                                 Err(e) => {
-                                    tracing::warn!(
-                                        "forwarding a language server message unchanged: {e}"
-                                    );
-                                    body
+                                    match refusal(&body, &e) {
+                                        Refusal::AnswerServer(answer) => {
+                                            target.send_stdin(&framing::frame(&answer)).await;
+                                        }
+                                        Refusal::AnswerEditor(answer) => {
+                                            if write_message(&mut stdout, &answer).await.is_err() {
+                                                stdout_ok = false;
+                                            }
+                                        }
+                                        Refusal::Drop => {}
+                                    }
+                                    continue;
                                 }
                             };
                             if write_message(&mut stdout, &out).await.is_err() {
@@ -337,15 +350,15 @@ pub async fn run(options: &Options, args: LspArgs) -> Result<u8, CliError> {
 }
 
 /// `connect DEST` (the API reuses a live connection to the same
-/// destination). The key comes from the URL, else `DISTANT_KEY`.
+/// destination). The key comes from `DISTANT_KEY` (read and removed at
+/// start); one inside DEST is refused, as argv is readable by every user.
 async fn connect(session: &Session, destination: &str) -> Result<String, CliError> {
+    crate::secrets::refuse_key_in_argv(destination)
+        .map_err(|e| CliError::new(format!("lsp: {e}")))?;
     let mut params = json!({"destination": destination});
-    if !destination.contains('@') {
-        if let Some(key) = std::env::var("DISTANT_KEY")
-            .ok()
-            .filter(|k| !k.trim().is_empty())
-        {
-            params["key"] = Value::String(key.trim().to_owned());
+    if destination.trim().starts_with("distant://") {
+        if let Some(key) = crate::secrets::env_key() {
+            params["key"] = Value::String(key);
         }
     }
     let result = session.call("connect", params).await?;
@@ -496,6 +509,51 @@ async fn editor_to_remote(
 enum Lifecycle {
     Shutdown,
     Exit,
+}
+
+/// What to do instead of forwarding a language server message the URI
+/// rewriter refused.
+#[derive(Debug, PartialEq)]
+enum Refusal {
+    /// The message was a request: answer it with this error body.
+    AnswerServer(Vec<u8>),
+    /// The message answered an editor request: give the editor this error
+    /// body instead.
+    AnswerEditor(Vec<u8>),
+    /// A notification (or unparseable): dropped.
+    Drop,
+}
+
+/// The reply to a refused language server message `body` (logs it).
+fn refusal(body: &[u8], why: &crate::uri_rewrite::RewriteError) -> Refusal {
+    let peek: Option<Peek> = serde_json::from_slice(body).ok();
+    let (id, method) = match peek {
+        Some(p) => (p.id, p.method),
+        None => (None, None),
+    };
+    let message = format!(
+        "distant-bridge refused a message from the language server: {why}; \
+         no local file may be named from the remote side"
+    );
+    tracing::warn!(
+        method = method.as_deref().unwrap_or(""),
+        id = %id.as_ref().map(|v| v.to_string()).unwrap_or_default(),
+        "{message}"
+    );
+    match (id, method) {
+        (Some(id), Some(_)) => Refusal::AnswerServer(
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32600, "message": message}})
+                .to_string()
+                .into_bytes(),
+        ),
+        // -32803: LSP's RequestFailed.
+        (Some(id), None) if !id.is_null() => Refusal::AnswerEditor(
+            json!({"jsonrpc": "2.0", "id": id, "error": {"code": -32803, "message": message}})
+                .to_string()
+                .into_bytes(),
+        ),
+        _ => Refusal::Drop,
+    }
 }
 
 #[derive(Deserialize)]
@@ -655,6 +713,35 @@ mod tests {
         assert!(!answers_our_shutdown(
             br#"{"jsonrpc":"2.0","id":3,"result":null}"#
         ));
+    }
+
+    #[test]
+    fn refused_messages_are_answered_by_kind() {
+        let why = crate::uri_rewrite::RewriteError {
+            offset: 3,
+            reason: "a file: URI from the remote side names a host (a network path)",
+        };
+        let request = br#"{"jsonrpc":"2.0","id":7,"method":"workspace/applyEdit","params":{}}"#;
+        let Refusal::AnswerServer(a) = refusal(request, &why) else {
+            panic!("a request is answered")
+        };
+        let a: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(a["id"], 7);
+        assert_eq!(a["error"]["code"], -32600);
+        assert!(a["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("names a host"));
+        let response = br#"{"jsonrpc":"2.0","id":"x","result":{"uri":"file://h/a"}}"#;
+        let Refusal::AnswerEditor(a) = refusal(response, &why) else {
+            panic!("a response becomes an error answer")
+        };
+        let a: Value = serde_json::from_slice(&a).unwrap();
+        assert_eq!(a["id"], "x");
+        assert!(a.get("result").is_none());
+        let note = br#"{"jsonrpc":"2.0","method":"x","params":{"uri":"file://h/a"}}"#;
+        assert_eq!(refusal(note, &why), Refusal::Drop);
+        assert_eq!(refusal(b"[[[[", &why), Refusal::Drop);
     }
 
     #[test]

@@ -29,8 +29,8 @@ struct Args {
     /// this executable, then $PATH).
     #[arg(long, global = true, value_name = "PATH")]
     server_binary: Option<PathBuf>,
-    /// Manager socket (default: $XDG_RUNTIME_DIR/distant/manager.sock, or
-    /// /tmp/distant-UID/manager.sock).
+    /// Manager socket (default: $XDG_RUNTIME_DIR/distant/manager.sock, else
+    /// ~/.local/state/distant/run/manager.sock).
     #[arg(
         long,
         global = true,
@@ -59,10 +59,11 @@ enum Command {
     /// Connect to DEST (`local`, `distant://HOST:PORT`, `ssh://[USER@]HOST[:PORT]`);
     /// prints the connection id.
     Connect {
-        /// `local`, `distant://[:KEY]@HOST:PORT` (prefer --key-file or DISTANT_KEY
-        /// for the key) or `ssh://[USER@]HOST[:PORT]`.
+        /// `local`, `distant://HOST:PORT` (the key from --key-file or
+        /// DISTANT_KEY, never here) or `ssh://[USER@]HOST[:PORT]`.
         destination: String,
-        /// File holding the key (default: $DISTANT_KEY, else the URL's).
+        /// File holding the key (default: $DISTANT_KEY). A key inside DEST is
+        /// refused: every local user can read a command line.
         #[arg(long, value_name = "FILE")]
         key_file: Option<PathBuf>,
         /// ssh://: one more argument for ssh, repeatable and passed in order,
@@ -155,6 +156,8 @@ fn init_logging() {
 }
 
 fn main() -> ExitCode {
+    // First, while single-threaded: no key stays in the environment.
+    distant_bridge::secrets::take_env_key();
     let args = Args::parse();
     init_logging();
     let code = match run(args) {

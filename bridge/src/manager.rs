@@ -6,9 +6,13 @@
 //! # Files
 //!
 //! Everything lives in one private directory ([`ManagerPaths`]):
-//! `$XDG_RUNTIME_DIR/distant/`, or `/tmp/distant-<uid>/` when
-//! `XDG_RUNTIME_DIR` is unset. The directory must be a real directory (not a
-//! symlink) owned by us with mode `0700`; anything else is refused. In it:
+//! `$XDG_RUNTIME_DIR/distant/`; when `XDG_RUNTIME_DIR` is unset,
+//! `$HOME/.local/state/distant/run/` (a place no other user can create
+//! first, unlike a fixed name in `/tmp`); only without a usable `$HOME`
+//! (unset, relative, or too long for a socket path) `/tmp/distant-<uid>/`.
+//! The directory must be a real directory (not a symlink) owned by us with
+//! mode `0700`; anything else is refused, with advice that fits (`chmod
+//! 700` only for our own directory). In it:
 //!
 //! - `manager.sock`: the socket, created with mode `0600` (the umask is
 //!   `0o177` around `bind`; it is never `chmod`ed afterwards);
@@ -65,16 +69,19 @@ pub enum ManagerError {
     /// No runtime directory could be determined.
     #[error("cannot find a directory for the manager socket: {0}")]
     NoDir(String),
-    /// The directory exists but others can read or enter it.
+    /// The directory exists but others can read or enter it, or it is not
+    /// ours.
     #[error(
         "{dir} is not private ({why}); the manager socket must live in a directory only you \
-         can access: fix it with `chmod 700 {dir}` (or remove it), or set XDG_RUNTIME_DIR"
+         can access: {advice}"
     )]
     NotPrivate {
         /// The directory.
         dir: String,
         /// What is wrong with it.
         why: String,
+        /// What to do about it.
+        advice: String,
     },
     /// Another manager holds the lock and answers on the socket.
     #[error("a manager is already running{} on {socket}", pid.map(|p| format!(" (pid {p})")).unwrap_or_default())]
@@ -118,14 +125,15 @@ pub struct ManagerPaths {
 }
 
 impl ManagerPaths {
-    /// The default location: `$XDG_RUNTIME_DIR/distant/manager.sock`, or
-    /// `/tmp/distant-<uid>/manager.sock`.
+    /// The default location: `$XDG_RUNTIME_DIR/distant/manager.sock`,
+    /// else `$HOME/.local/state/distant/run/manager.sock`, else
+    /// `/tmp/distant-<uid>/manager.sock` (module docs).
     pub fn default_location() -> Result<Self, ManagerError> {
-        let dir = match std::env::var_os("XDG_RUNTIME_DIR") {
-            Some(d) if !d.is_empty() => PathBuf::from(d).join("distant"),
-            _ => PathBuf::from(format!("/tmp/distant-{}", current_uid())),
-        };
-        Ok(Self::for_socket(dir.join("manager.sock")))
+        let xdg = std::env::var_os("XDG_RUNTIME_DIR").filter(|d| !d.is_empty());
+        let home = std::env::var_os("HOME").filter(|d| !d.is_empty());
+        Ok(Self::for_socket(
+            default_dir(xdg.as_deref(), home.as_deref(), current_uid()).join("manager.sock"),
+        ))
     }
 
     /// `--socket PATH`, or the default location.
@@ -171,6 +179,27 @@ impl ManagerPaths {
     }
 }
 
+/// Longest socket path used (`sun_path` holds 108 bytes with its NUL).
+const MAX_SOCKET_PATH: usize = 100;
+
+/// The manager's directory for these `XDG_RUNTIME_DIR`, `HOME` and uid.
+fn default_dir(xdg: Option<&std::ffi::OsStr>, home: Option<&std::ffi::OsStr>, uid: u32) -> PathBuf {
+    if let Some(d) = xdg {
+        return PathBuf::from(d).join("distant");
+    }
+    if let Some(h) = home.map(PathBuf::from).filter(|h| h.is_absolute()) {
+        let dir = h.join(".local/state/distant/run");
+        if dir.join("manager.sock").as_os_str().len() <= MAX_SOCKET_PATH {
+            tracing::debug!(
+                "XDG_RUNTIME_DIR is unset; the manager lives in {}",
+                dir.display()
+            );
+            return dir;
+        }
+    }
+    PathBuf::from(format!("/tmp/distant-{uid}"))
+}
+
 fn current_uid() -> u32 {
     // SAFETY: geteuid has no preconditions and cannot fail.
     unsafe { libc::geteuid() }
@@ -179,6 +208,20 @@ fn current_uid() -> u32 {
 /// Creates `dir` with mode 0700 if it is missing; otherwise checks that it
 /// is a directory (not a symlink) owned by us that nobody else can access.
 pub fn ensure_private_dir(dir: &Path) -> Result<(), ManagerError> {
+    // The parents of a directory under $HOME (~/.local/state/distant) are
+    // the user's own; create them as ssh and others do.
+    if let Some(parent) = dir
+        .parent()
+        .filter(|p| std::env::var_os("HOME").is_some_and(|h| !h.is_empty() && p.starts_with(&h)))
+    {
+        if !parent.exists() {
+            std::fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(parent)
+                .map_err(io_err(format!("cannot create {}", parent.display())))?;
+        }
+    }
     match std::fs::DirBuilder::new().mode(0o700).create(dir) {
         Ok(()) => {}
         Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => {}
@@ -192,26 +235,45 @@ pub fn ensure_private_dir(dir: &Path) -> Result<(), ManagerError> {
     }
     let meta = std::fs::symlink_metadata(dir)
         .map_err(io_err(format!("cannot inspect {}", dir.display())))?;
-    let not_private = |why: String| ManagerError::NotPrivate {
+    // Someone else's directory or link (e.g. pre-created in /tmp) can be
+    // neither trusted nor fixed by us: go elsewhere.
+    let elsewhere = "set XDG_RUNTIME_DIR (or HOME) to a directory of yours, or pass --socket \
+                     PATH with PATH in a directory only you can access (mode 0700)";
+    let not_private = |why: String, advice: String| ManagerError::NotPrivate {
         dir: dir.display().to_string(),
         why,
+        advice,
     };
     if meta.file_type().is_symlink() {
-        return Err(not_private("it is a symbolic link".into()));
-    }
-    if !meta.is_dir() {
-        return Err(not_private("it is not a directory".into()));
+        let owner = if meta.uid() == current_uid() {
+            format!("remove the link (`rm {}`), or {elsewhere}", dir.display())
+        } else {
+            format!("another user (uid {}) made it; {elsewhere}", meta.uid())
+        };
+        return Err(not_private("it is a symbolic link".into(), owner));
     }
     if meta.uid() != current_uid() {
-        return Err(not_private(format!(
-            "it is owned by uid {}, not by you (uid {})",
-            meta.uid(),
-            current_uid()
-        )));
+        return Err(not_private(
+            format!(
+                "it is owned by uid {}, not by you (uid {})",
+                meta.uid(),
+                current_uid()
+            ),
+            format!("another user made it, so it cannot be trusted; {elsewhere}"),
+        ));
+    }
+    if !meta.is_dir() {
+        return Err(not_private(
+            "it is not a directory".into(),
+            format!("remove it (`rm {}`), or {elsewhere}", dir.display()),
+        ));
     }
     let mode = meta.mode() & 0o777;
     if mode & 0o077 != 0 {
-        return Err(not_private(format!("its mode is {mode:04o}, not 0700")));
+        return Err(not_private(
+            format!("its mode is {mode:04o}, not 0700"),
+            format!("fix it with `chmod 700 {}`, or {elsewhere}", dir.display()),
+        ));
     }
     Ok(())
 }

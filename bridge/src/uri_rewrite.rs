@@ -21,15 +21,29 @@
 //!   (scheme matched ASCII-case-insensitively; AUTHORITY anything without
 //!   `/`, possibly empty) becomes `file:///PATH`. PATH keeps its
 //!   percent-encoding as is.
-//! - remote → editor ([`UriMap::to_editor`]): `file:///PATH` (empty
-//!   authority only) becomes `SCHEME://AUTHORITY/PATH` with the configured
-//!   scheme and authority.
+//! - remote → editor ([`UriMap::to_editor`]): every string the editor could
+//!   take for a local `file:` URI becomes `SCHEME://AUTHORITY/PATH` with the
+//!   configured scheme and authority, or the whole message is refused (an
+//!   error; the caller drops it). The remote side (a language server) is not
+//!   trusted: nothing it sends may reach the editor naming a local file.
+//!   A string is a `file:` URI when its decoded content starts with `file:`
+//!   (ASCII-case-insensitively) and either `/` follows or the rest has no
+//!   whitespace or control character (`file: IO`, a type annotation, is
+//!   text; `file:a.txt` is a URI, which VS Code resolves to `/a.txt`).
+//!   Forms (RFC 8089 and what editors' parsers accept):
+//!   `file:///P`, `file://localhost/P` (host matched case-insensitively),
+//!   `file:/P` and `file:P` all become `SCHEME://AUTHORITY/P`; a raw space
+//!   in the path becomes `%20`; `file://HOST/P` for any other host (a UNC
+//!   path on Windows), or a `file:` URI with a control character, is refused.
+//!   So is malformed JSON or nesting over [`MAX_DEPTH`]: a message that
+//!   cannot be checked is never passed through.
 //!
 //! A URI written with JSON escapes (`file:\/\/\/a`, `\u0066ile:///a`) is
 //! recognised; the replacement is emitted with minimal escaping (only `"`,
 //! `\` and control characters). Strings that are not rewritten are copied
 //! byte for byte, escapes included. Malformed JSON yields a
-//! [`RewriteError`]; the caller then forwards the message untouched and logs.
+//! [`RewriteError`]; the caller forwards an editor message untouched (the
+//! editor is trusted) and drops a remote one, logging either.
 //! Nesting deeper than [`MAX_DEPTH`] is an error (the scanner uses an
 //! explicit stack, so depth never touches the call stack). The input is not
 //! validated as UTF-8: the tokenizer only looks at ASCII structure, so
@@ -148,15 +162,17 @@ impl UriMap {
         String::from_utf8(out).ok()
     }
 
-    /// Rewrites one `file:///` URI string to the editor form, if it is one.
+    /// Rewrites one `file:` URI string to the editor form, if it is one
+    /// that can be rewritten (see the module docs); `None` otherwise.
     pub fn uri_to_editor(&self, uri: &str) -> Option<String> {
-        let path = remote_path(uri.as_bytes())?;
-        Some(format!(
-            "{}://{}{}",
-            self.scheme,
-            self.authority,
-            as_str(path)?
-        ))
+        match classify_remote(uri.as_bytes()) {
+            Remote::File { path, spaces } => {
+                let mut out = format!("{}://{}", self.scheme, self.authority).into_bytes();
+                push_path(path, spaces, &mut out, |b, o| o.extend_from_slice(b));
+                String::from_utf8(out).ok()
+            }
+            Remote::Text | Remote::Refused(_) => None,
+        }
     }
 
     /// If `s` is `SCHEME://AUTHORITY/PATH`, returns `/PATH`.
@@ -187,14 +203,16 @@ impl UriMap {
             Direction::ToEditor => Some(b'f'),
         };
         let mut scratch = Vec::new();
+        let mut refused: Option<RewriteError> = None;
         scan(json, |start, end, escaped| {
             let content = json.get(start + 1..end - 1).unwrap_or_default();
-            if !could_start(content, first) {
+            if refused.is_some() || !could_start(content, first) {
                 return;
             }
             let decoded: &[u8] = if escaped {
                 scratch.clear();
-                if decode_into(content, &mut scratch).is_none() {
+                if decode_into(content, &mut scratch, matches!(dir, Direction::ToEditor)).is_none()
+                {
                     return;
                 }
                 &scratch
@@ -209,41 +227,102 @@ impl UriMap {
                     r.push(b'"');
                     r
                 }),
-                Direction::ToEditor => remote_path(decoded).map(|path| {
-                    let mut r = Vec::with_capacity(
-                        path.len() + self.scheme.len() + self.authority.len() + 5,
-                    );
-                    r.push(b'"');
-                    escape_into(self.scheme.as_bytes(), &mut r);
-                    r.extend_from_slice(b"://");
-                    escape_into(self.authority.as_bytes(), &mut r);
-                    escape_into(path, &mut r);
-                    r.push(b'"');
-                    r
-                }),
+                Direction::ToEditor => match classify_remote(decoded) {
+                    Remote::Text => None,
+                    Remote::Refused(reason) => {
+                        refused = Some(err(start, reason));
+                        None
+                    }
+                    Remote::File { path, spaces } => {
+                        let mut r = Vec::with_capacity(
+                            path.len() + self.scheme.len() + self.authority.len() + 8,
+                        );
+                        r.push(b'"');
+                        escape_into(self.scheme.as_bytes(), &mut r);
+                        r.extend_from_slice(b"://");
+                        escape_into(self.authority.as_bytes(), &mut r);
+                        push_path(path, spaces, &mut r, escape_into);
+                        r.push(b'"');
+                        Some(r)
+                    }
+                },
             };
             if let Some(r) = replacement {
                 out.replace(start, end, &r);
             }
         })?;
+        if let Some(e) = refused {
+            return Err(e);
+        }
         Ok(out.finish())
     }
 }
 
-/// If `s` is `file:///PATH`, returns `/PATH`.
-fn remote_path(s: &[u8]) -> Option<&[u8]> {
-    if !is_uri_shaped(s) {
-        return None;
-    }
-    let head = s.get(..8)?;
-    if !head.eq_ignore_ascii_case(b"file:///") {
-        return None;
-    }
-    s.get(7..)
+/// What a decoded string from the remote side is.
+#[derive(Debug, PartialEq, Eq)]
+enum Remote<'s> {
+    /// Not a `file:` URI.
+    Text,
+    /// A local `file:` URI: the editor form is `SCHEME://AUTHORITY` + `/`
+    /// (when `path` does not start with one) + `path`, with raw spaces
+    /// percent-encoded when `spaces`.
+    File { path: &'s [u8], spaces: bool },
+    /// A `file:` URI that cannot be rewritten safely.
+    Refused(&'static str),
 }
 
-fn as_str(b: &[u8]) -> Option<&str> {
-    std::str::from_utf8(b).ok()
+/// Classifies a decoded string from the remote side (module docs, rules).
+fn classify_remote(s: &[u8]) -> Remote<'_> {
+    let Some(rest) = s
+        .get(..5)
+        .filter(|h| h.eq_ignore_ascii_case(b"file:"))
+        .and_then(|_| s.get(5..))
+    else {
+        return Remote::Text;
+    };
+    let control = rest.iter().any(|b| *b < b' ' || *b == 0x7f);
+    let spaces = rest.contains(&b' ');
+    if !rest.starts_with(b"/") {
+        // `file:a.txt` resolves to `/a.txt` in VS Code; `file: IO` is text.
+        if control || spaces {
+            return Remote::Text;
+        }
+        return Remote::File { path: rest, spaces };
+    }
+    if control {
+        return Remote::Refused("a file: URI from the remote side contains a control character");
+    }
+    let Some(after) = rest.strip_prefix(b"//") else {
+        return Remote::File { path: rest, spaces };
+    };
+    let end = after
+        .iter()
+        .position(|b| matches!(b, b'/' | b'?' | b'#'))
+        .unwrap_or(after.len());
+    let (host, path) = after.split_at(end);
+    if host.is_empty() || host.eq_ignore_ascii_case(b"localhost") {
+        Remote::File { path, spaces }
+    } else {
+        Remote::Refused("a file: URI from the remote side names a host (a network path)")
+    }
+}
+
+/// Appends a remote URI's path in editor form: a leading `/` when missing,
+/// raw spaces as `%20`, each piece through `emit` (escaping or copying).
+fn push_path(path: &[u8], spaces: bool, out: &mut Vec<u8>, emit: fn(&[u8], &mut Vec<u8>)) {
+    if !path.starts_with(b"/") {
+        out.push(b'/');
+    }
+    if !spaces {
+        emit(path, out);
+        return;
+    }
+    for (i, piece) in path.split(|b| *b == b' ').enumerate() {
+        if i > 0 {
+            out.extend_from_slice(b"%20");
+        }
+        emit(piece, out);
+    }
 }
 
 /// A URI never contains raw whitespace or control characters.
@@ -317,11 +396,13 @@ fn escape_into(s: &[u8], out: &mut Vec<u8>) {
 /// Decodes the content of a string token whose escapes the scanner has
 /// already validated. Returns `None` for content that cannot be a URI
 /// (lone surrogates, control characters, whitespace) — it stops early.
-fn decode_into(content: &[u8], out: &mut Vec<u8>) -> Option<()> {
+/// With `exact`, control characters and whitespace are decoded too (the
+/// remote side's strings are classified on their exact content).
+fn decode_into(content: &[u8], out: &mut Vec<u8>, exact: bool) -> Option<()> {
     let mut i = 0;
     while let Some(&b) = content.get(i) {
         if b != b'\\' {
-            if b <= b' ' {
+            if b <= b' ' && !exact {
                 return None;
             }
             out.push(b);
@@ -339,24 +420,36 @@ fn decode_into(content: &[u8], out: &mut Vec<u8>) -> Option<()> {
                 i += 4;
                 let c = if (0xD800..0xDC00).contains(&hi) {
                     // Needs a low surrogate next.
-                    if content.get(i..i + 2)? != b"\\u" {
-                        return None;
-                    }
-                    let lo = hex4(content.get(i + 2..i + 6)?)?;
-                    if !(0xDC00..0xE000).contains(&lo) {
-                        return None;
-                    }
-                    i += 6;
-                    char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))?
+                    let lo = content
+                        .get(i..i + 2)
+                        .filter(|p| *p == b"\\u")
+                        .and_then(|_| content.get(i + 2..i + 6))
+                        .and_then(hex4)
+                        .filter(|lo| (0xDC00..0xE000).contains(lo));
+                    lo.and_then(|lo| {
+                        i += 6;
+                        char::from_u32(0x10000 + ((hi - 0xD800) << 10) + (lo - 0xDC00))
+                    })
                 } else {
-                    char::from_u32(hi)?
+                    char::from_u32(hi)
                 };
-                if c <= ' ' || c == '\u{7f}' {
+                // A lone surrogate: what a lenient editor parser makes of it.
+                let c = match c {
+                    Some(c) => c,
+                    None if exact => '\u{fffd}',
+                    None => return None,
+                };
+                if (c <= ' ' || c == '\u{7f}') && !exact {
                     return None;
                 }
                 let mut tmp = [0u8; 4];
                 out.extend_from_slice(c.encode_utf8(&mut tmp).as_bytes());
             }
+            b'b' if exact => out.push(0x08),
+            b'f' if exact => out.push(0x0c),
+            b'n' if exact => out.push(b'\n'),
+            b'r' if exact => out.push(b'\r'),
+            b't' if exact => out.push(b'\t'),
             // \b \f \n \r \t: control characters, never in a URI.
             _ => return None,
         }

@@ -660,3 +660,56 @@ async fn chunked_writes_are_atomic_owned_and_aborted_with_their_peer() {
     .await;
     assert!(!std::path::Path::new(&fresh).exists());
 }
+
+/// Issue 14, item 2: ssh options that run a local command (as a workspace
+/// setting could supply them) are refused before ssh runs; with
+/// `allowLocalCommands` (an explicit local choice) they go through.
+#[tokio::test(flavor = "multi_thread")]
+async fn ssh_options_that_run_local_commands_are_refused_unless_allowed() {
+    let api = new_api();
+    let p = peer(&api);
+    let dir = TempDir::new("sshcmd");
+    let marker = dir.path().join("ran");
+    let touch = format!("touch {}", marker.display());
+    for ssh in [
+        json!([format!("-oProxyCommand={touch}")]),
+        json!([
+            "-o",
+            format!("LocalCommand={touch}"),
+            "-o",
+            "PermitLocalCommand=yes"
+        ]),
+        json!(["-vo", format!("KnownHostsCommand={touch}")]),
+        json!(["-F", dir.path().join("cfg").display().to_string()]),
+    ] {
+        let e = p
+            .fail(
+                "connect",
+                json!({"destination": "ssh://127.0.0.1:9", "options": {"ssh": ssh}}),
+            )
+            .await;
+        assert_eq!(e.kind, ErrorKind::InvalidParams, "{}", e.message);
+        assert!(
+            e.message.contains("run or load something on this machine")
+                && e.message.contains("allowSshCommands"),
+            "{}",
+            e.message
+        );
+        assert!(!marker.exists(), "ssh ran a local command for {ssh}");
+    }
+    // Explicitly allowed: ssh runs, and so does its ProxyCommand (the
+    // connect then fails: the command is no proxy).
+    let _ = p
+        .fail(
+            "connect",
+            json!({"destination": "ssh://127.0.0.1:9", "options": {
+                "ssh": [format!("-oProxyCommand={touch}"), "-oConnectTimeout=5"],
+                "allowLocalCommands": true
+            }}),
+        )
+        .await;
+    assert!(
+        marker.exists(),
+        "allowLocalCommands did not let the option through"
+    );
+}

@@ -250,3 +250,111 @@ async fn proxies_share_the_managers_connection() {
         .await;
     }
 }
+
+/// Every string in `v`, keys included.
+fn all_strings(v: &Value, out: &mut Vec<String>) {
+    match v {
+        Value::String(s) => out.push(s.clone()),
+        Value::Array(a) => a.iter().for_each(|x| all_strings(x, out)),
+        Value::Object(o) => o.iter().for_each(|(k, x)| {
+            out.push(k.clone());
+            all_strings(x, out);
+        }),
+        _ => {}
+    }
+}
+
+/// Issue 14, item 1: a hostile language server cannot make the editor touch
+/// a local file. Every local `file:` form is rewritten; a network path, a
+/// control character or a message too deep to check never reaches the
+/// editor (a request is answered with an error, a response becomes an
+/// error, a notification is dropped).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_hostile_language_server_never_names_a_local_file() {
+    let project = Project::new("fake-hostile");
+    let (cmd, _pidfile) = fake_ls(&project, "");
+    let cmd: Vec<&str> = cmd.iter().map(String::as_str).collect();
+    let mut ed = Editor::start(ProxyCmd::local(&cmd));
+    ed.initialize(&project.uri("", ""), "p").await;
+
+    let edit = json!({"jsonrpc": "2.0", "id": 900, "method": "workspace/applyEdit", "params": {"edit": {
+        "changes": {"file://localhost/home/u/.bashrc": []},
+        "documentChanges": [
+            {"kind": "create", "uri": "file:/home/u/.profile"},
+            {"kind": "rename", "oldUri": "file:///home/u/has space", "newUri": "FILE://LocalHost/home/u/x"},
+            {"kind": "delete", "uri": "file:home/u/y"}
+        ]
+    }}});
+    ed.request("say", json!({"body": edit.to_string()})).await;
+    let unc = json!({"jsonrpc": "2.0", "id": 901, "method": "workspace/applyEdit", "params": {"edit": {
+        "changes": {"file://evil/share/x": []}
+    }}});
+    ed.request("say", json!({"body": unc.to_string()})).await;
+    let newline = json!({"jsonrpc": "2.0", "method": "window/showDocument", "params": {"uri": "file:///home/u/a\n/../.bashrc"}});
+    ed.request("say", json!({"body": newline.to_string()}))
+        .await;
+    let deep = format!(
+        r#"{{"jsonrpc":"2.0","method":"deep","params":{}"file:///etc/passwd"{}}}"#,
+        "[".repeat(600),
+        "]".repeat(600)
+    );
+    ed.request("say", json!({"body": deep})).await;
+    // A response to the editor carrying a network path becomes an error.
+    let r = ed
+        .request_full("echo", json!({"uri": "file://evil/x", "seq": 1}))
+        .await;
+    let message = r.value["error"]["message"].as_str().unwrap_or_default();
+    assert!(
+        message.contains("refused") && message.contains("names a host"),
+        "{}",
+        r.value
+    );
+
+    // Only the rewritable request reached the editor, rewritten.
+    assert_eq!(ed.server_requests.len(), 1, "{:?}", ed.server_requests);
+    let mut strings = Vec::new();
+    all_strings(&ed.server_requests[0].value, &mut strings);
+    for s in &strings {
+        assert!(!s.to_ascii_lowercase().starts_with("file:"), "{s:?} leaked");
+    }
+    for want in [
+        "distant:///home/u/.bashrc",
+        "distant:///home/u/.profile",
+        "distant:///home/u/has%20space",
+        "distant:///home/u/x",
+        "distant:///home/u/y",
+    ] {
+        assert!(strings.iter().any(|s| s == want), "{want} in {strings:?}");
+    }
+    // Nothing else arrived before a marker sent afterwards.
+    ed.notify("publish", json!({"uri": "file:///marker"})).await;
+    ed.notification("textDocument/publishDiagnostics", |p| {
+        p["uri"] == "distant:///marker"
+    })
+    .await;
+    assert!(
+        ed.backlog.is_empty() && ed.stray_responses.is_empty(),
+        "refused messages reached the editor: {:?} {:?}",
+        ed.backlog,
+        ed.stray_responses
+    );
+    // The refused request got an error answer.
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let stats = ed.request("stats", json!({})).await;
+        let answers = stats["answers"].as_array().cloned().unwrap_or_default();
+        if let Some(a) = answers.iter().find(|a| a["id"] == 901) {
+            assert_eq!(a["error"]["code"], -32600, "{a}");
+            break;
+        }
+        assert!(
+            tokio::time::Instant::now() < deadline,
+            "no error answer: {answers:?}"
+        );
+    }
+    assert!(ed
+        .stderr_text()
+        .contains("refused a message from the language server"));
+    ed.close_stdin();
+    assert_eq!(ed.wait_exit(WAIT).await, Some(0));
+}

@@ -72,6 +72,7 @@ async fn cuts_lose_and_duplicate_nothing() {
     let mut ed = Editor::start(ProxyCmd::local(&cmd).destination(dest));
     ed.initialize(&project.uri("", ""), "p").await;
     let pid = read_pid(&pidfile).await;
+    assert_key_nowhere(&ed);
 
     // 200 requests in flight while the link is cut three times.
     let uri = project.uri("", "x.txt");
@@ -172,4 +173,81 @@ async fn pylsp_answers_after_a_cut() {
     assert!(ids.is_empty(), "duplicated answers: {ids:?}");
     ed.close_stdin();
     assert_eq!(ed.wait_exit(WAIT).await, Some(0));
+}
+
+/// Issue 14, item 4: no process's command line holds the key, and the
+/// proxy's own environment no longer does either (read and scrubbed).
+fn assert_key_nowhere(ed: &Editor) {
+    // Every process this test started (other worktrees' tests may run
+    // older code at the same time).
+    let ours = |mut pid: u32| {
+        for _ in 0..64 {
+            if pid == std::process::id() {
+                return true;
+            }
+            let Ok(stat) = std::fs::read_to_string(format!("/proc/{pid}/stat")) else {
+                return false;
+            };
+            let after = stat.rsplit_once(')').map(|(_, a)| a).unwrap_or_default();
+            match after.split_whitespace().nth(1).and_then(|p| p.parse().ok()) {
+                Some(ppid) if ppid > 1 => pid = ppid,
+                _ => return false,
+            }
+        }
+        false
+    };
+    let mine: Vec<u32> = distant_testkit::all_pids()
+        .into_iter()
+        .filter(|p| ours(*p))
+        .collect();
+    assert!(mine.contains(&ed.pid()), "{mine:?}");
+    for pid in mine {
+        let Ok(cmdline) = std::fs::read(format!("/proc/{pid}/cmdline")) else {
+            continue;
+        };
+        assert!(
+            !String::from_utf8_lossy(&cmdline).contains(KEY),
+            "the key is on the command line of pid {pid}: {}",
+            String::from_utf8_lossy(&cmdline).replace('\0', " ")
+        );
+    }
+    let environ = std::fs::read(format!("/proc/{}/environ", ed.pid())).unwrap();
+    assert!(
+        !String::from_utf8_lossy(&environ).contains(KEY),
+        "the key is still in the proxy's environment"
+    );
+    assert!(!ed.stderr_text().contains(KEY), "the key was logged");
+}
+
+/// Issue 14, item 4: a key inside `--destination` is refused without
+/// echoing it, before anything connects.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_key_on_the_command_line_is_refused() {
+    let out = Command::new(env!("CARGO_BIN_EXE_distant-bridge"))
+        .args(["--no-manager", "lsp", "--destination"])
+        .arg(format!("distant://:{KEY}@127.0.0.1:9"))
+        .args(["--", "true"])
+        .env_remove("DISTANT_KEY")
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("DISTANT_KEY") && stderr.contains("distant://127.0.0.1:9"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY), "{stderr}");
+    let out = Command::new(env!("CARGO_BIN_EXE_distant-bridge"))
+        .args(["--no-manager", "connect"])
+        .arg(format!("distant://:{KEY}@127.0.0.1:9"))
+        .stdin(Stdio::null())
+        .output()
+        .unwrap();
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        !out.status.success() && stderr.contains("DISTANT_KEY"),
+        "{stderr}"
+    );
+    assert!(!stderr.contains(KEY), "{stderr}");
 }

@@ -68,3 +68,65 @@ async fn a_symlinked_dir_is_refused() {
     assert_ne!(code, 0);
     assert!(err.contains("symbolic link"), "{err}");
 }
+
+/// Issue 14, item 7: a directory another user made where ours should be is
+/// refused with advice that fits (not `chmod`, which cannot work on it).
+#[tokio::test]
+async fn another_users_directory_is_refused_with_advice_that_fits() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to make a directory owned by another user");
+        return;
+    }
+    let env = Env::new("theirs");
+    std::fs::create_dir(env.dir()).expect("mkdir");
+    std::fs::set_permissions(env.dir(), std::fs::Permissions::from_mode(0o700)).expect("chmod");
+    let name = std::ffi::CString::new("distant-test").unwrap();
+    // SAFETY: getpwnam with a valid C string; the entry is read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    assert!(
+        !pw.is_null(),
+        "the user distant-test is missing: run .ci/setup-ssh.sh"
+    );
+    // SAFETY: non-null entry from getpwnam.
+    let uid = unsafe { (*pw).pw_uid };
+    std::os::unix::fs::chown(env.dir(), Some(uid), None).expect("chown");
+    let (code, _, err) = env.run(&["status"], b"").await;
+    assert_ne!(code, 0);
+    assert!(
+        err.contains("another user")
+            && err.contains("XDG_RUNTIME_DIR")
+            && !err.contains("chmod 700"),
+        "{err}"
+    );
+    assert!(!env.socket().exists());
+}
+
+/// Issue 14, item 7: without XDG_RUNTIME_DIR the manager lives under
+/// $HOME (which no other user can create first), in a 0700 directory.
+#[tokio::test]
+async fn without_xdg_runtime_dir_the_manager_lives_under_home() {
+    let env = Env::new("home");
+    let home = env.runtime.path().join("home");
+    std::fs::create_dir(&home).unwrap();
+    let mut c = env.command(&["status"]);
+    c.env_remove("XDG_RUNTIME_DIR").env("HOME", &home);
+    let out = c.output().await.expect("run status");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let dir = home.join(".local/state/distant/run");
+    // Stop the manager it started.
+    if let Some(pid) = std::fs::read_to_string(dir.join("manager.pid"))
+        .ok()
+        .and_then(|p| p.trim().parse::<i32>().ok())
+    {
+        // SAFETY: signalling the manager this test started.
+        unsafe { libc::kill(pid, libc::SIGTERM) };
+    }
+    assert!(out.status.success(), "{out:?}");
+    assert!(
+        stdout.contains(&dir.join("manager.sock").display().to_string()),
+        "{stdout}"
+    );
+    assert_eq!(mode(&dir), 0o700);
+    assert_eq!(mode(&dir.join("manager.sock")), 0o600);
+}

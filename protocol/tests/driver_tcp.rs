@@ -30,6 +30,14 @@ async fn start_server(
     key: &StaticKey,
     ttl: Duration,
 ) -> (SocketAddr, Files, Server, JoinHandle<()>) {
+    start_server_with(key, ttl, |_| {}).await
+}
+
+async fn start_server_with(
+    key: &StaticKey,
+    ttl: Duration,
+    tune: impl FnOnce(&mut ServerOptions),
+) -> (SocketAddr, Files, Server, JoinHandle<()>) {
     let config = ServerConfig {
         static_key: Some(key.clone()),
         failure_delay: Duration::from_millis(50),
@@ -37,6 +45,7 @@ async fn start_server(
     };
     let mut options = ServerOptions::new(config);
     options.session_ttl = ttl;
+    tune(&mut options);
     let (server, mut sessions) = Server::new(options);
     let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
@@ -452,4 +461,49 @@ async fn redial_failures_are_reported_and_permanent_ones_end_the_session() {
             reason: "the server announced another key: the session cannot resume".into()
         }
     );
+}
+
+/// Opens `n` TCP connections to `addr` from `source` and keeps them idle.
+async fn idle_sockets(addr: SocketAddr, source: [u8; 4], n: usize) -> Vec<TcpStream> {
+    let mut held = Vec::with_capacity(n);
+    for _ in 0..n {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket
+            .bind(SocketAddr::from((source, 0)))
+            .expect("bind a loopback source address");
+        held.push(socket.connect(addr).await.unwrap());
+    }
+    held
+}
+
+/// Issue 14, item 6: idle sockets held open (1 000, from another address
+/// and from the same one) never lock a legitimate login out: the oldest
+/// unauthenticated connection makes room, and the bounds hold. The
+/// handshake deadline is long here, so idle sockets are never freed by it.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_login_succeeds_while_a_thousand_idle_sockets_are_held() {
+    let k = key(11);
+    let (addr, _, server, _) = start_server_with(&k, Duration::from_secs(60), |o| {
+        o.handshake_timeout = Duration::from_secs(600);
+    })
+    .await;
+    for source in [[127, 0, 0, 2], [127, 0, 0, 1]] {
+        let held = idle_sockets(addr, source, 1000).await;
+        distant_testkit::wait_until(
+            "the server to take every idle socket",
+            Duration::from_secs(20),
+            || server.unauthenticated_count() >= 16,
+        )
+        .await;
+        assert!(server.unauthenticated_count() <= 64);
+        let rpc = connect_via(addr, &k).await.unwrap_or_else(|e| {
+            panic!("login from 127.0.0.1 with idle sockets from {source:?}: {e}")
+        });
+        assert_eq!(
+            rpc.call(Op::Exists { path: "/".into() }).await.unwrap(),
+            Reply::Exists(true)
+        );
+        assert!(server.unauthenticated_count() <= 64);
+        drop(held);
+    }
 }

@@ -32,7 +32,10 @@
 //! `overwrite`, `if_etag`) are checked again, and the temp file is renamed
 //! over the target. A server killed before the rename leaves the old file
 //! intact (and at worst a stray temp file). Writing through a symlink
-//! writes the file it points to. Non-atomic writes truncate and write the
+//! writes the file it points to — unless the link lies in a sticky,
+//! world-writable directory and belongs to neither the server's user nor
+//! the directory's owner (the kernel's `fs.protected_symlinks` rule, which
+//! the kernel cannot apply to links this module resolves itself). Non-atomic writes truncate and write the
 //! target in place (keeping its inode, hard links and extended
 //! attributes).
 //!
@@ -219,6 +222,7 @@ fn resolve_target(op: &str, path: &Path) -> Result<Target> {
     for _ in 0..40 {
         match fs::symlink_metadata(&real) {
             Ok(m) if m.file_type().is_symlink() => {
+                check_may_follow(op, path, &real, &m)?;
                 let to = fs::read_link(&real).map_err(|e| io_error(op, path, &e))?;
                 real = if to.is_absolute() {
                     to
@@ -245,6 +249,37 @@ fn resolve_target(op: &str, path: &Path) -> Result<Target> {
         real,
         existing,
     })
+}
+
+/// The kernel's `fs.protected_symlinks` rule, applied to the links this
+/// module follows itself (the kernel cannot see those): a symlink in a
+/// sticky, world-writable directory (`/tmp`) is followed only when its
+/// owner is the follower or the directory's owner. Otherwise another user
+/// could plant a link there that turns a save into a write to any file the
+/// server's user can write. Applied always, also where the sysctl is off.
+fn check_may_follow(op: &str, shown: &Path, link: &Path, meta: &fs::Metadata) -> Result<()> {
+    let dir = parent_of(link);
+    let Ok(dm) = fs::metadata(&dir) else {
+        return Ok(());
+    };
+    let sticky_world_writable = dm.mode() & 0o1002 == 0o1002;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if !sticky_world_writable || meta.uid() == me || meta.uid() == dm.uid() {
+        return Ok(());
+    }
+    Err(error(
+        ErrorKind::PermissionDenied,
+        format!(
+            "cannot {op} {}: {} is a symlink owned by another user (uid {}) in the shared \
+             directory {}, and following it could write somewhere that user chose; remove \
+             the link or save under another name",
+            shown.display(),
+            link.display(),
+            meta.uid(),
+            dir.display()
+        ),
+    ))
 }
 
 /// What is at `real` now: `None` when nothing; an error for a directory or

@@ -49,8 +49,10 @@ struct ListenArgs {
     /// Port to bind; 0 picks a free one.
     #[arg(long, default_value_t = 0)]
     port: u16,
-    /// File holding the key as 64 hex digits. Without it the key comes from
-    /// DISTANT_KEY, or a fresh one is generated.
+    /// File holding the key as 64 hex digits; must be yours and not
+    /// readable by others (chmod 600). Without it the key comes from
+    /// DISTANT_KEY (removed from the environment at start), or a fresh one
+    /// is generated.
     #[arg(long)]
     key_file: Option<PathBuf>,
     /// Detach into the background after printing the credentials line.
@@ -61,9 +63,15 @@ struct ListenArgs {
 }
 
 fn main() {
+    // First, while single-threaded: no process spawned later may read the
+    // key (cli/env.rs).
+    let env_key = cli::env::take_key();
     let cli = Cli::parse();
+    if matches!(cli.command, Command::Daemon(_)) {
+        cli::env::forget_login();
+    }
     let result = match cli.command {
-        Command::Listen(args) => listen(args),
+        Command::Listen(args) => listen(args, env_key),
         Command::Daemon(args) => cli::daemon::run(args),
         Command::Proxy(args) => match cli::proxy::run(args) {
             Ok(()) => Ok(()),
@@ -80,22 +88,51 @@ fn main() {
     }
 }
 
-fn load_key(args: &ListenArgs) -> Result<StaticKey, String> {
+fn load_key(args: &ListenArgs, env_key: Option<String>) -> Result<StaticKey, String> {
     if let Some(path) = &args.key_file {
+        check_key_file(path)?;
         let text = std::fs::read_to_string(path)
             .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
         return StaticKey::from_hex(text.trim())
             .map_err(|e| format!("the key file {} is not usable: {e}", path.display()));
     }
-    if let Ok(text) = std::env::var("DISTANT_KEY") {
+    if let Some(text) = env_key {
         return StaticKey::from_hex(text.trim())
             .map_err(|e| format!("DISTANT_KEY is not usable: {e}"));
     }
     Ok(StaticKey::generate(&mut rand::rngs::OsRng))
 }
 
-fn listen(args: ListenArgs) -> Result<(), String> {
-    let key = load_key(&args)?;
+/// A key file must be the user's own and private, as ssh demands of
+/// private keys: another user who can read it can log in as this one.
+fn check_key_file(path: &std::path::Path) -> Result<(), String> {
+    use std::os::unix::fs::MetadataExt;
+    let meta = std::fs::metadata(path)
+        .map_err(|e| format!("cannot read the key file {}: {e}", path.display()))?;
+    // SAFETY: geteuid has no preconditions.
+    let me = unsafe { libc::geteuid() };
+    if meta.uid() != me {
+        return Err(format!(
+            "the key file {} belongs to uid {}, not to you (uid {me}); use a key file of \
+             your own (chmod 600)",
+            path.display(),
+            meta.uid()
+        ));
+    }
+    if meta.mode() & 0o077 != 0 {
+        return Err(format!(
+            "the key file {} is readable by others (mode {:o}); anyone who reads it can \
+             connect as you: run `chmod 600 {}` and make a new key",
+            path.display(),
+            meta.mode() & 0o777,
+            path.display()
+        ));
+    }
+    Ok(())
+}
+
+fn listen(args: ListenArgs, env_key: Option<String>) -> Result<(), String> {
+    let key = load_key(&args, env_key)?;
     let listener = std::net::TcpListener::bind((args.host.as_str(), args.port))
         .map_err(|e| format!("cannot listen on {}:{}: {e}", args.host, args.port))?;
     let addr: SocketAddr = listener

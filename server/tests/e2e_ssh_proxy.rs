@@ -41,6 +41,9 @@ impl Home {
         vec![
             ("HOME", self.tmp.path().to_path_buf()),
             ("XDG_RUNTIME_DIR", self.xdg()),
+            // What an ssh login sets; stale for every later login.
+            ("SSH_AUTH_SOCK", self.tmp.path().join("agent.sock")),
+            ("SSH_CONNECTION", PathBuf::from("10.0.0.1 5000 10.0.0.2 22")),
         ]
     }
     fn daemon_pid(&self) -> Option<u32> {
@@ -234,4 +237,33 @@ async fn e2e_a_killed_proxy_is_replaced_and_processes_survive() {
     })
     .await
     .unwrap();
+}
+
+/// Issue 14, item 9: the per-user daemon outlives the ssh login that
+/// started it; that login's agent socket and address never reach the
+/// processes of any session.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_the_daemon_does_not_hand_on_the_first_logins_environment() {
+    let home = Arc::new(Home::new());
+    let (rpc, _) = connect(&home).await;
+    let daemon = home.daemon_pid().expect("daemon.pid");
+    let (pid, _stream) = spawn_pid(&rpc, &["sleep", "300"], false).await;
+    // Until exec, a forked child shows its parent's environment.
+    wait_until("the child to exec sleep", T, || {
+        std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+    })
+    .await;
+    let env = environ(pid);
+    assert!(env.iter().any(|v| v == "FROM_REQUEST=1"), "{env:?}");
+    for v in &env {
+        assert!(
+            !v.starts_with("SSH_AUTH_SOCK=") && !v.starts_with("SSH_CONNECTION="),
+            "{v} reached a spawned process"
+        );
+    }
+    for v in environ(daemon) {
+        assert!(!v.starts_with("SSH_AUTH_SOCK="), "the daemon kept {v}");
+    }
+    // SAFETY: ends the process this test spawned.
+    unsafe { libc::kill(pid as i32, libc::SIGKILL) };
 }

@@ -411,3 +411,84 @@ async fn e2e_garbage_on_the_port_does_not_disturb_a_session() {
     );
     assert!(tokio::time::timeout(T, again).await.unwrap().is_ok());
 }
+
+/// Issue 14, item 3: `listen` was given its key in `DISTANT_KEY`; no process
+/// it spawns (pipes or PTY) can read the key from its environment, and the
+/// request's own variables still arrive.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn e2e_spawned_processes_never_see_the_key() {
+    let server = ServerProc::start(&[]);
+    let rpc = rpc(server.addr, &server.key).await;
+    let hex = server.key.to_hex().to_string();
+    for pty in [false, true] {
+        let (pid, _stream) = spawn_pid(&rpc, &["sleep", "300"], pty).await;
+        // Until exec, a forked child shows its parent's environment.
+        wait_until("the child to exec sleep", T, || {
+            std::fs::read_to_string(format!("/proc/{pid}/comm")).is_ok_and(|c| c.trim() == "sleep")
+        })
+        .await;
+        let env = environ(pid);
+        assert!(
+            env.iter().any(|v| v == "FROM_REQUEST=1"),
+            "pty={pty}: {env:?}"
+        );
+        assert!(
+            env.iter()
+                .all(|v| !v.starts_with("DISTANT_KEY=") && !v.contains(&hex)),
+            "pty={pty}: the key reached a spawned process: {env:?}"
+        );
+        // SAFETY: ends the process this test spawned.
+        unsafe { libc::kill(pid as i32, libc::SIGKILL) };
+    }
+    // Nor the server's own initial environment block.
+    let own = environ(server.pid());
+    assert!(
+        own.iter().all(|v| !v.contains(&hex)),
+        "the server's /proc/PID/environ shows the key"
+    );
+}
+
+/// Issue 14, item 9: `listen --key-file` refuses a key file others can
+/// read, with the fix in the message; a private one is used.
+#[test]
+fn e2e_a_key_file_others_can_read_is_refused() {
+    use std::io::{BufRead, BufReader};
+    use std::os::unix::fs::PermissionsExt;
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("key");
+    let key = distant_protocol::auth::StaticKey::generate(&mut rand::rngs::OsRng);
+    std::fs::write(&path, key.to_hex().as_bytes()).unwrap();
+    for mode in [0o644, 0o640, 0o604] {
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(mode)).unwrap();
+        let out = std::process::Command::new(BIN)
+            .args(["listen", "--port", "0", "--key-file"])
+            .arg(&path)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "mode {mode:o} accepted");
+        assert!(out.stdout.is_empty(), "mode {mode:o}: {out:?}");
+        assert!(
+            stderr.contains("readable by others") && stderr.contains("chmod 600"),
+            "{stderr}"
+        );
+        assert!(!stderr.contains(&*key.to_hex()), "{stderr}");
+    }
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let mut child = std::process::Command::new(BIN)
+        .args(["listen", "--port", "0", "--key-file"])
+        .arg(&path)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(
+        line.starts_with(&format!("distant://:{}@", &*key.to_hex())),
+        "{line}"
+    );
+}

@@ -343,3 +343,86 @@ fn atomic_write_killed_midway_leaves_the_old_file() {
     child.wait().unwrap();
     assert_eq!(fs::read(&p).unwrap(), b"the old contents");
 }
+
+/// The uid of the shared test user (`.ci/setup-ssh.sh` creates it).
+fn other_uid() -> u32 {
+    let name = std::ffi::CString::new("distant-test").unwrap();
+    // SAFETY: getpwnam with a valid C string; the result is read at once.
+    let pw = unsafe { libc::getpwnam(name.as_ptr()) };
+    assert!(
+        !pw.is_null(),
+        "the user distant-test is missing: run .ci/setup-ssh.sh"
+    );
+    // SAFETY: non-null passwd entry from getpwnam.
+    unsafe { (*pw).pw_uid }
+}
+
+/// Issue 14, item 5: in a sticky world-writable directory (`/tmp`), a
+/// symlink planted by another user does not redirect a save (the kernel's
+/// `fs.protected_symlinks` rule, which it cannot apply to links the server
+/// resolves itself); the user's own links, and links in other directories,
+/// are still followed. Needs root (to own a link as another user).
+#[tokio::test]
+async fn a_symlink_planted_by_another_user_in_a_sticky_directory_is_not_followed() {
+    // SAFETY: geteuid has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: needs root to create a link owned by another user");
+        return;
+    }
+    let other = other_uid();
+    let shared = tempfile::tempdir().unwrap();
+    fs::set_permissions(shared.path(), fs::Permissions::from_mode(0o1777)).unwrap();
+    let private = tempfile::tempdir().unwrap();
+    let victim = private.path().join("victim");
+    fs::write(&victim, b"precious").unwrap();
+
+    let planted = shared.path().join("notes.txt");
+    std::os::unix::fs::symlink(&victim, &planted).unwrap();
+    std::os::unix::fs::lchown(&planted, Some(other), Some(other)).unwrap();
+    let mut c = Client::start();
+    for options in [
+        WriteOptions::default(),
+        WriteOptions {
+            atomic: false,
+            ..WriteOptions::default()
+        },
+    ] {
+        match c.write(&s(&planted), b"attacker's choice", options).await {
+            Reply::Error(e) => {
+                assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e:?}");
+                assert!(e.message.contains("owned by another user"), "{e:?}");
+            }
+            other => panic!("the planted link was followed: {other:?}"),
+        }
+        assert_eq!(fs::read(&victim).unwrap(), b"precious");
+        assert!(fs::symlink_metadata(&planted).unwrap().is_symlink());
+    }
+    // The chunked path resolves the same way.
+    match c
+        .call(Op::FileWriteStart {
+            path: s(&planted),
+            options: WriteOptions::default(),
+        })
+        .await
+    {
+        Reply::Error(e) => assert_eq!(e.kind, ErrorKind::PermissionDenied, "{e:?}"),
+        other => panic!("the planted link was followed: {other:?}"),
+    }
+
+    // Our own link in the same directory is followed.
+    let own = shared.path().join("own.txt");
+    std::os::unix::fs::symlink(&victim, &own).unwrap();
+    written(&c.write(&s(&own), b"mine", WriteOptions::default()).await);
+    assert_eq!(fs::read(&victim).unwrap(), b"mine");
+    // Another user's link in a directory that is not sticky is followed
+    // too (the directory's owner chose to let it be there).
+    let plain = private.path().join("theirs.txt");
+    std::os::unix::fs::symlink(&victim, &plain).unwrap();
+    std::os::unix::fs::lchown(&plain, Some(other), Some(other)).unwrap();
+    written(
+        &c.write(&s(&plain), b"via theirs", WriteOptions::default())
+            .await,
+    );
+    assert_eq!(fs::read(&victim).unwrap(), b"via theirs");
+    c.close().await;
+}

@@ -26,6 +26,7 @@ pub mod destination;
 mod handlers;
 pub mod local;
 pub mod ssh;
+mod ssh_args;
 mod streams;
 
 use crate::sync::lock;

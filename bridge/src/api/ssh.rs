@@ -130,6 +130,8 @@ struct RawOptions {
     remote_server: Option<String>,
     #[serde(default)]
     upload: Option<bool>,
+    #[serde(default)]
+    allow_local_commands: Option<bool>,
 }
 
 impl SshOptions {
@@ -159,13 +161,25 @@ impl SshOptions {
         field("sshBinary", "string")?;
         field("remoteServer", "string")?;
         field("upload", "boolean")?;
+        field("allowLocalCommands", "boolean")?;
         let raw: RawOptions = serde_json::from_value(value.clone()).map_err(|_| {
             RpcError::invalid_params("parameter `options.ssh` must be an array of strings")
         })?;
+        let args = raw.ssh.unwrap_or_default();
+        if raw.allow_local_commands != Some(true) {
+            if let Some(what) = super::ssh_args::local_exec_arg(&args) {
+                return Err(RpcError::invalid_params(format!(
+                    "parameter `options.ssh` has `{what}`, which can run or load something on \
+                     this machine; settings a workspace can supply must not do that. Put it in \
+                     your ~/.ssh/config, or allow it explicitly (VS Code: the user setting \
+                     distant.allowSshCommands; API: options.allowLocalCommands)"
+                )));
+            }
+        }
         let binary = raw.ssh_binary.filter(|s| !s.trim().is_empty());
         let remote_server = raw.remote_server.filter(|s| !s.trim().is_empty());
         Ok(Self {
-            args: raw.ssh.unwrap_or_default(),
+            args,
             binary,
             remote_server,
             upload: raw.upload.unwrap_or(true),
@@ -1221,7 +1235,7 @@ mod tests {
     fn ssh_argv_puts_the_editor_s_args_before_ours_and_the_host_last() {
         let t = target(
             "ssh://me@host:2200",
-            json!({"ssh": ["-F", "/cfg", "-o", "ConnectTimeout=3"]}),
+            json!({"ssh": ["-F", "/cfg", "-o", "ConnectTimeout=3"], "allowLocalCommands": true}),
         );
         let args = t.ssh_args("exec '/x' proxy");
         assert_eq!(&args[..4], ["-p", "2200", "-l", "me"]);

@@ -55,19 +55,34 @@ fn did_open_text_is_untouched_byte_for_byte() {
 }
 
 #[test]
-fn text_that_is_exactly_a_uri_plus_newline_is_untouched() {
-    let msg = r#"{"text":"file:///x\n","t2":"file:///a b","t3":"file:///a\tb"}"#;
-    let (out, n) = editor(msg);
-    assert_eq!(n, 0);
-    assert_eq!(out, msg);
+fn text_that_is_exactly_a_uri_plus_newline_is_refused_from_the_remote() {
+    // An editor would take these for local files (`/x\n/../y` normalises
+    // to `/y`): rewriting would change text, so the message is refused.
+    for msg in [r#"{"text":"file:///x\n"}"#, r#"{"t3":"file:///a\tb"}"#] {
+        assert!(map().to_editor(msg.as_bytes()).is_err(), "{msg}");
+        assert_eq!(remote(msg), (msg.to_owned(), 0));
+    }
+    assert_eq!(
+        editor(r#"{"t2":"file:///a b"}"#),
+        (r#"{"t2":"distant://host1/a%20b"}"#.to_owned(), 1)
+    );
 }
 
 #[test]
 fn profile_colon_never_becomes_prodistant() {
-    let msg =
-        r#"{"a":"profile:","b":"file:","c":"profile://x/y","d":"fileprofile:///a","e":"file://"}"#;
+    let msg = r#"{"a":"profile:","c":"profile://x/y","d":"fileprofile:///a","e":"files://"}"#;
     assert_eq!(editor(msg), (msg.to_owned(), 0));
     assert_eq!(remote(msg), (msg.to_owned(), 0));
+    // `file:` and `file://` alone are URIs of `/` to an editor.
+    let msg = r#"{"b":"file:","e":"file://"}"#;
+    assert_eq!(remote(msg), (msg.to_owned(), 0));
+    assert_eq!(
+        editor(msg),
+        (
+            r#"{"b":"distant://host1/","e":"distant://host1/"}"#.to_owned(),
+            2
+        )
+    );
 }
 
 #[test]
@@ -126,11 +141,88 @@ fn empty_authority_and_scheme_case() {
     let r = m
         .to_editor(br#"["file:///a","FILE:///b","file://localhost/c","file:/d"]"#)
         .unwrap();
-    assert_eq!(r.count, 2);
+    assert_eq!(r.count, 4);
     assert_eq!(
         r.bytes.as_deref(),
-        Some(&br#"["distant:///a","distant:///b","file://localhost/c","file:/d"]"#[..])
+        Some(&br#"["distant:///a","distant:///b","distant:///c","distant:///d"]"#[..])
     );
+}
+
+/// Every form of `file:` URI an editor would open locally is rewritten
+/// (issue 14: these reached the editor unchanged).
+#[test]
+fn every_local_file_uri_form_from_the_remote_is_rewritten() {
+    for (from, to) in [
+        ("file:///a/b", "distant://host1/a/b"),
+        (
+            "file://localhost/home/u/.bashrc",
+            "distant://host1/home/u/.bashrc",
+        ),
+        ("FILE://LocalHost/x", "distant://host1/x"),
+        ("file:/home/u/.bashrc", "distant://host1/home/u/.bashrc"),
+        ("file:home/u/.bashrc", "distant://host1/home/u/.bashrc"),
+        (
+            "file:///home/u/has space",
+            "distant://host1/home/u/has%20space",
+        ),
+        ("file:///a%20b", "distant://host1/a%20b"),
+        ("file://", "distant://host1/"),
+        ("file:", "distant://host1/"),
+        ("file://localhost", "distant://host1/"),
+        ("file:////server/share", "distant://host1//server/share"),
+        ("file:///a?q#f", "distant://host1/a?q#f"),
+    ] {
+        let msg = format!(r#"{{"changes":{{"{from}":[]}},"uri":"{from}"}}"#);
+        let want = format!(r#"{{"changes":{{"{to}":[]}},"uri":"{to}"}}"#);
+        assert_eq!(editor(&msg), (want, 2), "{from}");
+    }
+    // Escaped forms decode to the same URIs.
+    let (out, n) = editor(r#"["\u0066ile://localhost/a","file:\/\/\/b c","fil\u0065:/d"]"#);
+    assert_eq!(
+        (out.as_str(), n),
+        (
+            r#"["distant://host1/a","distant://host1/b%20c","distant://host1/d"]"#,
+            3
+        )
+    );
+}
+
+#[test]
+fn file_uris_that_cannot_be_rewritten_refuse_the_message() {
+    for bad in [
+        r#"{"uri":"file://evil/share/x"}"#,
+        r#"{"uri":"file://127.0.0.1/etc/passwd"}"#,
+        r#"{"uri":"file:///etc/passwd\n"}"#,
+        r#"{"uri":"file:///etc/passwd\u0000"}"#,
+        r#"{"uri":"file:/a\tb"}"#,
+        r#"{"changes":{"file://h/x":[]}}"#,
+    ] {
+        assert!(map().to_editor(bad.as_bytes()).is_err(), "passed {bad}");
+    }
+    // A lone surrogate is decoded as U+FFFD, as a lenient parser would: the
+    // string is still a URI and still rewritten.
+    let (out, n) = editor(r#"["file:///a\ud800b"]"#);
+    assert_eq!((out.as_str(), n), ("[\"distant://host1/a\u{fffd}b\"]", 1));
+}
+
+#[test]
+fn text_that_starts_with_file_colon_is_left_alone() {
+    for text in [
+        r#"{"detail":"file: IO"}"#,
+        r#"{"detail":"file: str\nmore"}"#,
+        r#"{"label":"profile:"}"#,
+        r#"{"label":"a file:///x"}"#,
+    ] {
+        assert_eq!(editor(text), (text.to_owned(), 0), "{text}");
+    }
+}
+
+#[test]
+fn too_deep_a_remote_message_is_refused_not_passed_through() {
+    let mut deep = vec![b'['; MAX_DEPTH + 1];
+    deep.extend_from_slice(br#""file:///home/u/.bashrc""#);
+    deep.extend(vec![b']'; MAX_DEPTH + 1]);
+    assert!(map().to_editor(&deep).is_err());
 }
 
 #[test]
@@ -164,15 +256,24 @@ fn escaped_uris_are_recognised_and_emitted_plain() {
 
 #[test]
 fn non_uri_strings_with_escapes_copied_byte_for_byte() {
-    let msg = r#"{"a":"line\nnext\t\"q\" \\ \/ \b\f\r \u0041\u00e9\ud83d\ude00","fil\u0065":"f\u0069le:\/\/x"}"#;
+    let msg = r#"{"a":"line\nnext\t\"q\" \\ \/ \b\f\r \u0041\u00e9\ud83d\ude00","fil\u0065":"f\u0069les:\/\/x"}"#;
     assert_eq!(editor(msg), (msg.to_owned(), 0));
     assert_eq!(remote(msg), (msg.to_owned(), 0));
 }
 
 #[test]
-fn escaped_whitespace_or_lone_surrogate_is_not_a_uri() {
-    let msg = r#"["file:\/\/\/a\nb","file:///a\u0020b","file:///\ud800x","file:///\udc00"]"#;
-    assert_eq!(editor(msg), (msg.to_owned(), 0));
+fn escaped_whitespace_or_lone_surrogate_from_the_editor_is_not_a_uri() {
+    let msg = r#"["distant:\/\/h\/a\nb","distant://h/a\u0020b","distant://h/\ud800x"]"#;
+    assert_eq!(remote(msg), (msg.to_owned(), 0));
+    // From the remote side the exact content decides.
+    assert!(map().to_editor(br#"["file:\/\/\/a\nb"]"#).is_err());
+    assert_eq!(
+        editor(r#"["file:///a\u0020b","file:///\udc00"]"#),
+        (
+            "[\"distant://host1/a%20b\",\"distant://host1/\u{fffd}\"]".to_owned(),
+            2
+        )
+    );
 }
 
 #[test]
@@ -295,6 +396,11 @@ fn single_uri_helpers() {
         Some("distant://host1/a")
     );
     assert_eq!(m.uri_to_editor("file://h/a"), None);
+    assert_eq!(
+        m.uri_to_editor("file://localhost/a b").as_deref(),
+        Some("distant://host1/a%20b")
+    );
+    assert_eq!(m.uri_to_editor("file: IO"), None);
 }
 
 // ---------------------------------------------------------------- proptest
@@ -401,6 +507,191 @@ proptest! {
         // accept what serde rejects for *structural* reasons.
         if serde_ok {
             prop_assert!(ours);
+        }
+    }
+}
+
+// ------------------------------------------- the remote → editor invariant
+
+/// Would an editor take `s` for a local `file:` URI? (Independent statement
+/// of the rule in the module docs: starts with `file:`, and either `/`
+/// follows or the rest has no whitespace/control character.)
+fn is_local_file_uri(s: &str) -> bool {
+    let Some(head) = s.get(..5) else {
+        return false;
+    };
+    if !head.eq_ignore_ascii_case("file:") {
+        return false;
+    }
+    let rest = &s[5..];
+    rest.starts_with('/') || !rest.chars().any(|c| c.is_whitespace() || c.is_control())
+}
+
+/// Hostile strings: every `file:` form, any case, spaces, control
+/// characters, hosts, plus ordinary text.
+fn hostile_string() -> impl Strategy<Value = String> {
+    let prefix = prop_oneof![
+        Just("file:"),
+        Just("FILE:"),
+        Just("FiLe:"),
+        Just("fil"),
+        Just(" file:"),
+    ];
+    let middle = prop_oneof![
+        Just(""),
+        Just("/"),
+        Just("//"),
+        Just("///"),
+        Just("////"),
+        Just("//localhost/"),
+        Just("//LOCALHOST"),
+        Just("//evil/"),
+        Just("//localhost:22/"),
+    ];
+    let path = "[a-z./ %?#\t\n\u{0}\u{7f}é]{0,12}";
+    prop_oneof![
+        (prefix, middle, path).prop_map(|(a, b, c)| format!("{a}{b}{c}")),
+        plain_string(),
+    ]
+}
+
+/// JSON with every character of every string written as a `\uXXXX` escape.
+fn to_json_all_escaped(v: &Value) -> String {
+    fn string(s: &str, out: &mut String) {
+        out.push('"');
+        for unit in s.encode_utf16() {
+            out.push_str(&format!("\\u{unit:04x}"));
+        }
+        out.push('"');
+    }
+    let mut out = String::new();
+    match v {
+        Value::String(s) => string(s, &mut out),
+        Value::Array(a) => {
+            out.push('[');
+            for (i, x) in a.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                out.push_str(&to_json_all_escaped(x));
+            }
+            out.push(']');
+        }
+        Value::Object(o) => {
+            out.push('{');
+            for (i, (k, x)) in o.iter().enumerate() {
+                if i > 0 {
+                    out.push(',');
+                }
+                string(k, &mut out);
+                out.push(':');
+                out.push_str(&to_json_all_escaped(x));
+            }
+            out.push('}');
+        }
+        other => out.push_str(&other.to_string()),
+    }
+    out
+}
+
+/// No string in `v` (keys included) is a local `file:` URI.
+fn no_local_file_uri(v: &Value) -> Result<(), TestCaseError> {
+    match v {
+        Value::String(s) => {
+            prop_assert!(!is_local_file_uri(s), "local file URI left: {s:?}");
+        }
+        Value::Array(a) => a.iter().try_for_each(no_local_file_uri)?,
+        Value::Object(o) => {
+            for (k, x) in o {
+                prop_assert!(!is_local_file_uri(k), "local file URI key left: {k:?}");
+                no_local_file_uri(x)?;
+            }
+        }
+        _ => {}
+    }
+    Ok(())
+}
+
+/// Checks `out` against `input` (same shape): no local `file:` URI left,
+/// every one of them became an editor URI, every other string unchanged.
+fn check_shape(input: &Value, out: &Value) -> Result<(), TestCaseError> {
+    let string = |a: &str, b: &str| -> Result<(), TestCaseError> {
+        prop_assert!(!is_local_file_uri(b), "local file URI left: {b:?}");
+        if is_local_file_uri(a) {
+            prop_assert!(b.starts_with("distant://host1/"), "{a:?} became {b:?}");
+        } else {
+            prop_assert_eq!(a, b);
+        }
+        Ok(())
+    };
+    match (input, out) {
+        (Value::String(a), Value::String(b)) => string(a, b),
+        (Value::Array(a), Value::Array(b)) => {
+            prop_assert_eq!(a.len(), b.len());
+            a.iter().zip(b).try_for_each(|(x, y)| check_shape(x, y))
+        }
+        (Value::Object(a), Value::Object(b)) => {
+            // Two URI keys may become the same editor URI (a JSON parser
+            // then keeps one), so keys are matched by name.
+            prop_assert!(b.len() <= a.len());
+            for (bk, y) in b {
+                prop_assert!(!is_local_file_uri(bk), "local file URI key left: {bk:?}");
+                no_local_file_uri(y)?;
+            }
+            for (k, x) in a {
+                if is_local_file_uri(k) {
+                    prop_assert!(b.keys().any(|bk| bk.starts_with("distant://host1/")));
+                } else {
+                    let y = b
+                        .get(k)
+                        .ok_or_else(|| TestCaseError::fail(format!("key {k:?} lost")))?;
+                    check_shape(x, y)?;
+                }
+            }
+            Ok(())
+        }
+        // Floats need not round-trip through serde_json exactly.
+        (Value::Number(_), Value::Number(_)) => Ok(()),
+        (a, b) => {
+            prop_assert_eq!(a, b);
+            Ok(())
+        }
+    }
+}
+
+proptest! {
+    /// Issue 14, item 1: whatever the remote sends, nothing reaches the
+    /// editor carrying a local `file:` URI: each one is rewritten or the
+    /// message is refused; everything else is unchanged.
+    #[test]
+    fn nothing_from_the_remote_reaches_the_editor_as_a_local_file_uri(
+        v in json_value(hostile_string().boxed()),
+        depth in 0usize..700,
+    ) {
+        let plain = serde_json::to_vec(&v).unwrap();
+        let escaped = to_json_all_escaped(&v).into_bytes();
+        for bytes in [plain, escaped] {
+            match map().to_editor(&bytes) {
+                Err(_) => {}
+                Ok(r) => {
+                    let out = r.to_vec(&bytes);
+                    let parsed: Value = serde_json::from_slice(&out).unwrap();
+                    check_shape(&v, &parsed)?;
+                }
+            }
+            // Wrapped deeper than any depth limit: refused or rewritten in
+            // the same way, never passed through.
+            let mut deep = vec![b'['; depth];
+            deep.extend_from_slice(&bytes);
+            deep.extend(vec![b']'; depth]);
+            if let Ok(r) = map().to_editor(&deep) {
+                let out = r.to_vec(&deep);
+                let inner = out
+                    .get(depth..out.len() - depth)
+                    .ok_or_else(|| TestCaseError::fail("shape changed"))?;
+                let parsed: Value = serde_json::from_slice(inner).unwrap();
+                check_shape(&v, &parsed)?;
+            }
         }
     }
 }

@@ -91,6 +91,8 @@ pub struct Editor {
     pub stderr: Arc<Mutex<String>>,
     /// Responses to ids nobody waited for (duplicates would land here).
     pub stray_responses: Vec<Incoming>,
+    /// The language server's requests (answered with `null` as they came).
+    pub server_requests: Vec<Incoming>,
 }
 
 /// Options of one proxy run.
@@ -148,7 +150,22 @@ impl Editor {
             .arg(server_binary())
             .arg("lsp");
         if !cmd.destination.is_empty() {
-            command.arg("--destination").arg(&cmd.destination);
+            // A key never goes on a command line: DISTANT_KEY carries it.
+            match cmd
+                .destination
+                .strip_prefix("distant://:")
+                .and_then(|r| r.split_once('@'))
+            {
+                Some((key, hostport)) => {
+                    command
+                        .arg("--destination")
+                        .arg(format!("distant://{hostport}"))
+                        .env("DISTANT_KEY", key);
+                }
+                None => {
+                    command.arg("--destination").arg(&cmd.destination);
+                }
+            }
         }
         if let Some(cwd) = &cmd.cwd {
             command.arg("--cwd").arg(cwd);
@@ -207,6 +224,7 @@ impl Editor {
             next_id: 1,
             stderr,
             stray_responses: Vec::new(),
+            server_requests: Vec::new(),
         }
     }
 
@@ -283,6 +301,7 @@ impl Editor {
             if m.value.get("method").is_some() && m.value.get("id").is_some() {
                 let reply = json!({"jsonrpc": "2.0", "id": m.value["id"], "result": null});
                 self.send_raw(reply.to_string().as_bytes()).await;
+                self.server_requests.push(m);
                 continue;
             }
             return m;
@@ -388,6 +407,11 @@ impl Editor {
         }
     }
 
+    /// The proxy's pid.
+    pub fn pid(&self) -> u32 {
+        self.child.id().expect("the proxy is running")
+    }
+
     pub fn stderr_text(&self) -> String {
         self.stderr.lock().unwrap().clone()
     }
@@ -458,7 +482,7 @@ def read():
         headers[k.strip().lower()] = v.strip()
     return inp.read(int(headers[b"content-length"]))
 
-seen, bad, shutdown = [], 0, False
+seen, bad, shutdown, answers = [], 0, False, []
 while True:
     raw = read()
     if raw is None:
@@ -472,7 +496,9 @@ while True:
         bad += 1
         continue
     m = msg.get("method")
-    if m == "initialize":
+    if m is None:
+        answers.append(msg)
+    elif m == "initialize":
         send({"jsonrpc": "2.0", "id": msg["id"], "result": {"capabilities": {}, "serverInfo": {"name": "fake"}}})
     elif m == "echo":
         seen.append(msg["params"].get("seq"))
@@ -480,7 +506,12 @@ while True:
         sys.stderr.write("fake-ls: echoed %d\n" % len(seen))
         sys.stderr.flush()
     elif m == "stats":
-        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"seq": seen, "bad": bad}})
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": {"seq": seen, "bad": bad, "answers": answers}})
+    elif m == "say":
+        body = msg["params"]["body"].encode()
+        out.write(b"Content-Length: %d\r\n\r\n" % len(body) + body)
+        out.flush()
+        send({"jsonrpc": "2.0", "id": msg["id"], "result": None})
     elif m == "publish":
         send({"jsonrpc": "2.0", "method": "textDocument/publishDiagnostics", "params": msg["params"]}, junk=True)
     elif m == "shutdown":

@@ -182,9 +182,10 @@ impl Sshd {
         panic!("no free port for sshd after 5 attempts");
     }
 
-    /// `options` for `connect` through this sshd's config.
+    /// `options` for `connect` through this sshd's config (`-F` is allowed
+    /// explicitly: it is the test's own config).
     pub fn options(&self) -> serde_json::Value {
-        serde_json::json!({"ssh": ["-F", self.config.display().to_string()]})
+        serde_json::json!({"ssh": ["-F", self.config.display().to_string()], "allowLocalCommands": true})
     }
 
     /// What sshd logged so far.

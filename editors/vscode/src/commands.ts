@@ -3,7 +3,7 @@
 import * as vscode from "vscode";
 import type { SystemInfo } from "./api";
 import type { Connections } from "./connections";
-import { SCHEME, authorityFor, uriString } from "./destinations";
+import { SCHEME, authorityFor, redactKeys, uriString } from "./destinations";
 import type { RemoteSearch } from "./search";
 import * as settings from "./settings";
 import type { StatusBar } from "./statusBar";
@@ -58,7 +58,7 @@ export function registerCommands(ctx: CommandContext): vscode.Disposable[] {
     if (!authority) {
       const open = "Open Settings";
       const answer = await vscode.window.showErrorMessage(
-        `distant: "${chosen}" needs a name: add it to distant.destinations (distant:// destinations carry a key that cannot go in a URI).`,
+        `distant: "${redactKeys(chosen)}" needs a name: add it to distant.destinations (distant:// destinations carry a key that cannot go in a URI).`,
         open,
       );
       if (answer === open)

@@ -6,7 +6,7 @@
 import { CancellationToken, Emitter, Event } from "vscode-jsonrpc/node";
 import type { ConnectResult, ConnectionStateParams } from "./api";
 import type { Bridge } from "./bridge";
-import { DestinationMap, resolveDestination } from "./destinations";
+import { DestinationMap, redactKeys, resolveDestination } from "./destinations";
 import { BridgeError, isConnectionKind } from "./errors";
 
 export type ConnectionStatus =
@@ -75,7 +75,7 @@ export class Connections {
     target.destination = destination;
     target.connection = undefined;
     this.update(target, "connecting", undefined);
-    this.log(`connecting ${authority} (${destination})`);
+    this.log(`connecting ${authority} (${redactKeys(destination)})`);
     target.pending = this.bridge
       .request<ConnectResult>("connect", { destination, options: this.connectOptions() })
       .then(

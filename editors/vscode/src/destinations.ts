@@ -39,6 +39,23 @@ function checkDestination(name: string, value: unknown): string {
 }
 
 /**
+ * A `distant://:KEY@HOST:PORT` destination split into the destination
+ * without its key and the key (which then travels in `DISTANT_KEY`, never on
+ * a command line: every local user can read those).
+ */
+export function withoutKey(destination: string): { destination: string; key?: string } {
+  const m = /^(distant:\/\/)([^@/]*)@(.*)$/i.exec(destination.trim());
+  if (!m) return { destination };
+  const key = m[2].replace(/^:/, "");
+  return key ? { destination: `${m[1]}${m[3]}`, key } : { destination: `${m[1]}${m[3]}` };
+}
+
+/** `text` with the key of every `distant://KEY@…` in it replaced by `***` (for logs and messages). */
+export function redactKeys(text: string): string {
+  return text.replace(/(distant:\/\/)[^@/\s"']*@/gi, "$1***@");
+}
+
+/**
  * The authority a destination typed by a person should get in URIs: a known
  * name stays, `local` stays, `ssh://user@host:22` becomes `user@host:22`.
  * `distant://` destinations need a name in settings (their key cannot go in a

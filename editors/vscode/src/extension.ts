@@ -6,7 +6,7 @@ import * as vscode from "vscode";
 import { Bridge } from "./bridge";
 import { registerCommands } from "./commands";
 import { ConnectionInfo, Connections } from "./connections";
-import { SCHEME } from "./destinations";
+import { SCHEME, redactKeys } from "./destinations";
 import { DistantFileSystemProvider } from "./fileSystemProvider";
 import { LanguageClients } from "./languageClients";
 import { RemoteSearch } from "./search";
@@ -25,7 +25,8 @@ let languageClients: LanguageClients | undefined;
 
 export function activate(context: vscode.ExtensionContext): DistantApi {
   const output = vscode.window.createOutputChannel("distant");
-  const log = (line: string) => output.appendLine(`[${new Date().toISOString()}] ${line}`);
+  // Nothing logged may carry a key (a distant:// destination from settings).
+  const log = (line: string) => output.appendLine(`[${new Date().toISOString()}] ${redactKeys(line)}`);
   context.subscriptions.push(output);
 
   const bridge = new Bridge({

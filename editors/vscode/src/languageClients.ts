@@ -8,8 +8,8 @@ import * as vscode from "vscode";
 // start (it is large, and a window without language servers never needs it).
 import type { LanguageClient, LanguageClientOptions, ServerOptions } from "vscode-languageclient/node";
 import type { Connections } from "./connections";
-import { SCHEME, remotePath, resolveDestination, uriString } from "./destinations";
-import { lspArgs } from "./lspCommand";
+import { SCHEME, redactKeys, remotePath, resolveDestination, uriString } from "./destinations";
+import { lspArgs, lspTarget } from "./lspCommand";
 
 export interface LanguageServerConfig {
   command: string[];
@@ -81,17 +81,20 @@ export class LanguageClients implements vscode.Disposable {
     const connection = await this.connections.connect(authority);
     const root = await this.findRoot(doc.uri, config.rootMarkers ?? []);
     const rootUri = vscode.Uri.parse(uriString(authority, root));
-    const target = this.options.useManager()
-      ? { connection }
-      : {
-          destination: resolveDestination(authority, this.options.destinations()),
-        };
+    const { target, env } = lspTarget(
+      this.options.useManager()
+        ? { connection }
+        : { destination: resolveDestination(authority, this.options.destinations()) },
+      this.options.env ?? process.env,
+    );
     const args = lspArgs(this.options.bridgeGlobalArgs(), target, root, config.command);
-    this.options.log(`starting language server: ${this.options.bridgeCommand()} ${args.join(" ")}`);
+    this.options.log(
+      `starting language server: ${this.options.bridgeCommand()} ${redactKeys(args.join(" "))}`,
+    );
     const serverOptions: ServerOptions = {
       command: this.options.bridgeCommand(),
       args,
-      options: { env: this.options.env ?? process.env },
+      options: { env },
     };
     const clientOptions: LanguageClientOptions = {
       documentSelector: [{ scheme: SCHEME, language: doc.languageId }],

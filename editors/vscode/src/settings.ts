@@ -35,10 +35,17 @@ export function destinations(): DestinationMap {
   return value && typeof value === "object" ? value : {};
 }
 
-/** `options` for every `connect` (`distant.connectOptions`); none when empty. */
+/**
+ * `options` for every `connect` (`distant.connectOptions`); none when empty.
+ * ssh options that run local commands pass only when the user setting
+ * `distant.allowSshCommands` is on (it alone sets `allowLocalCommands`).
+ */
 export function connectOptions(): Record<string, unknown> | undefined {
-  const value = config().get<Record<string, unknown>>("connectOptions", {});
-  return value && typeof value === "object" && Object.keys(value).length > 0 ? value : undefined;
+  const raw = config().get<Record<string, unknown>>("connectOptions", {});
+  const value: Record<string, unknown> = raw && typeof raw === "object" ? { ...raw } : {};
+  delete value.allowLocalCommands;
+  if (config().get<boolean>("allowSshCommands", false) === true) value.allowLocalCommands = true;
+  return Object.keys(value).length > 0 ? value : undefined;
 }
 
 export function languageServers(): Record<string, LanguageServerConfig> {

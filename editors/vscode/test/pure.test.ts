@@ -3,13 +3,25 @@
 import "./helpers/register";
 import { describe, test } from "node:test";
 import assert from "node:assert/strict";
+import { readFileSync } from "node:fs";
+import { join } from "node:path";
 import * as vscode from "vscode";
 import type { ErrorKind } from "../src/api";
 import { pushHistory } from "../src/commands";
-import { authorityFor, joinRemote, remotePath, resolveDestination, uriString } from "../src/destinations";
+import {
+  authorityFor,
+  joinRemote,
+  redactKeys,
+  remotePath,
+  resolveDestination,
+  uriString,
+  withoutKey,
+} from "../src/destinations";
 import { BridgeError, toFileSystemError } from "../src/errors";
 import { changeEvents } from "../src/fileSystemProvider";
-import { lspArgs } from "../src/lspCommand";
+import { lspArgs, lspTarget } from "../src/lspCommand";
+import { connectOptions } from "../src/settings";
+import { settings } from "./helpers/vscode-stub";
 import { searchItem } from "../src/search";
 import { statusText } from "../src/statusBar";
 import { StreamRouter } from "../src/streams";
@@ -157,6 +169,55 @@ describe("small helpers", () => {
       "--destination",
       "local",
     ]);
+  });
+
+  test("issue 14: a key never goes on the lsp proxy's command line, nor into a log line", () => {
+    const key = "ab".repeat(32);
+    const dest = `distant://:${key}@10.0.0.5:4000`;
+    assert.deepEqual(withoutKey(dest), { destination: "distant://10.0.0.5:4000", key });
+    assert.deepEqual(withoutKey("ssh://me@h"), { destination: "ssh://me@h" });
+    const { target, env } = lspTarget({ destination: dest }, { PATH: "/bin" });
+    const args = lspArgs(["--no-manager"], target, "/", ["pylsp"]);
+    assert.ok(!args.join(" ").includes(key), args.join(" "));
+    assert.ok(args.includes("distant://10.0.0.5:4000"));
+    assert.equal(env.DISTANT_KEY, key);
+    assert.equal(env.PATH, "/bin");
+    // Through the manager no key is needed at all.
+    assert.equal(lspTarget({ connection: "3" }, {}).env.DISTANT_KEY, undefined);
+    const line = `connecting lab (${dest}) and "distant://${key}@h:1" ssh://me@h`;
+    const redacted = redactKeys(line);
+    assert.ok(!redacted.includes(key), redacted);
+    assert.ok(redacted.includes("distant://***@10.0.0.5:4000") && redacted.includes("ssh://me@h"));
+  });
+
+  test("issue 14: settings that name programs, ssh options or destinations are user-only and restricted", () => {
+    const pkg = JSON.parse(readFileSync(join(__dirname, "..", "package.json"), "utf8"));
+    const props = pkg.contributes.configuration.properties;
+    const restricted: string[] = pkg.capabilities.untrustedWorkspaces.restrictedConfigurations;
+    for (const name of [
+      "distant.bridgePath",
+      "distant.connectOptions",
+      "distant.destinations",
+      "distant.allowSshCommands",
+    ]) {
+      assert.equal(props[name].scope, "machine", `${name} must not be settable by a workspace`);
+      assert.ok(restricted.includes(name), `${name} must be restricted in untrusted workspaces`);
+    }
+    assert.ok(restricted.includes("distant.languageServers"));
+    assert.equal(props["distant.allowSshCommands"].default, false);
+  });
+
+  test("issue 14: only distant.allowSshCommands lets ssh options run local commands", () => {
+    settings.set("distant.connectOptions", { ssh: ["-F", "/x"], allowLocalCommands: true });
+    try {
+      assert.deepEqual(connectOptions(), { ssh: ["-F", "/x"] });
+      settings.set("distant.allowSshCommands", true);
+      assert.deepEqual(connectOptions(), { ssh: ["-F", "/x"], allowLocalCommands: true });
+    } finally {
+      settings.delete("distant.connectOptions");
+      settings.delete("distant.allowSshCommands");
+    }
+    assert.equal(connectOptions(), undefined);
   });
 
   test("search rows point at the match", () => {

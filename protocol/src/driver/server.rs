@@ -2,6 +2,15 @@
 //! unauthenticated connections, and keeps sessions alive across
 //! connections.
 //!
+//! Unauthenticated connections are bounded in all (`max_unauthenticated`)
+//! and per source address (`max_unauthenticated_per_source`, TCP only).
+//! When a bound is reached the *oldest* pre-authentication connection is
+//! closed to admit the new one — from the same source when that source is
+//! over its bound, else from the source holding the most slots — so idle
+//! sockets held open by someone else never lock a legitimate login out: a
+//! fresh handshake finishes in milliseconds, long before it is the oldest.
+//! An evicted connection is closed without a word (no verdict is revealed).
+//!
 //! Each session has a task that owns its [`Session`] and the application's
 //! pipes. A connection that breaks leaves the task waiting for a resuming
 //! transport for the session's grace period (`session_ttl`); a resuming
@@ -15,14 +24,15 @@
 //! [`Response`]s. A data record that is not a valid request is answered
 //! with an error response here and the session goes on.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
+use std::net::IpAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use bytes::{Bytes, BytesMut};
 use tokio::io::AsyncWriteExt;
-use tokio::sync::{mpsc, Semaphore};
+use tokio::sync::{mpsc, oneshot};
 
 use super::handshake::{drive, FramedIo};
 use super::link::{self, AppPipes, LinkEnd, LinkHooks};
@@ -44,8 +54,12 @@ pub struct ServerOptions {
     pub session_ttl: Duration,
     /// Sessions alive at once (connected or waiting for a resume).
     pub max_sessions: usize,
-    /// Connections still in the handshake at once; more are dropped at once.
+    /// Connections still in the handshake at once; beyond it the oldest is
+    /// closed (see the module docs).
     pub max_unauthenticated: usize,
+    /// Of those, from one source address (TCP); beyond it that source's
+    /// oldest is closed.
+    pub max_unauthenticated_per_source: usize,
     /// Deadline for one handshake, authentication included.
     pub handshake_timeout: Duration,
     /// Capacity of each session's request and response channels.
@@ -60,6 +74,7 @@ impl ServerOptions {
             session_ttl: Duration::from_secs(10 * 60),
             max_sessions: 64,
             max_unauthenticated: 64,
+            max_unauthenticated_per_source: 16,
             handshake_timeout: Duration::from_secs(10),
             channel_capacity: 256,
         }
@@ -107,8 +122,72 @@ struct Slot {
 struct Inner {
     options: ServerOptions,
     sessions: Mutex<HashMap<SessionId, Slot>>,
-    unauthenticated: Arc<Semaphore>,
+    preauth: Mutex<PreAuth>,
     new_sessions: mpsc::Sender<NewSession>,
+}
+
+/// Connections still in their handshake, oldest first (ids grow).
+#[derive(Default)]
+struct PreAuth {
+    next: u64,
+    /// id → (source address, dropping it closes the connection).
+    entries: BTreeMap<u64, (Option<IpAddr>, oneshot::Sender<()>)>,
+}
+
+impl PreAuth {
+    /// Admits a connection from `source`, evicting as the module docs say;
+    /// returns its id and the signal that it was evicted.
+    fn admit(
+        &mut self,
+        source: Option<IpAddr>,
+        max: usize,
+        per_source: usize,
+    ) -> (u64, oneshot::Receiver<()>) {
+        if source.is_some() {
+            let same: Vec<u64> = self
+                .entries
+                .iter()
+                .filter(|(_, (s, _))| *s == source)
+                .map(|(id, _)| *id)
+                .collect();
+            if same.len() >= per_source.max(1) {
+                self.evict(same[0], "its source is over its share");
+            }
+        }
+        if self.entries.len() >= max.max(1) {
+            // The oldest connection of the source holding the most slots.
+            let mut counts: HashMap<Option<IpAddr>, (usize, u64)> = HashMap::new();
+            for (id, (s, _)) in &self.entries {
+                let e = counts.entry(*s).or_insert((0, *id));
+                e.0 += 1;
+            }
+            let victim = counts
+                .values()
+                .max_by(|a, b| a.0.cmp(&b.0).then(b.1.cmp(&a.1)))
+                .map(|(_, oldest)| *oldest);
+            if let Some(id) = victim {
+                self.evict(id, "all unauthenticated slots are taken");
+            }
+        }
+        let id = self.next;
+        self.next += 1;
+        let (tx, rx) = oneshot::channel();
+        self.entries.insert(id, (source, tx));
+        (id, rx)
+    }
+
+    fn evict(&mut self, id: u64, why: &str) {
+        if let Some((source, _closed_on_drop)) = self.entries.remove(&id) {
+            tracing::debug!(
+                ?source,
+                "closing the oldest unauthenticated connection: {why}"
+            );
+        }
+    }
+
+    fn release(&mut self, id: u64) {
+        self.entries.remove(&id);
+    }
 }
 
 /// The accepting side of the protocol. Cheap to clone.
@@ -121,12 +200,11 @@ impl Server {
     /// Creates a server; authenticated sessions arrive on the receiver.
     pub fn new(options: ServerOptions) -> (Self, mpsc::Receiver<NewSession>) {
         let (tx, rx) = mpsc::channel(16);
-        let unauthenticated = Arc::new(Semaphore::new(options.max_unauthenticated));
         let server = Server {
             inner: Arc::new(Inner {
                 options,
                 sessions: Mutex::new(HashMap::new()),
-                unauthenticated,
+                preauth: Mutex::new(PreAuth::default()),
                 new_sessions: tx,
             }),
         };
@@ -154,7 +232,7 @@ impl Server {
                 tracing::debug!(%peer, "could not tune socket: {e}");
             }
             tracing::debug!(%peer, "accepted");
-            self.accept(Box::new(stream));
+            self.accept_from(Box::new(stream), Some(peer.ip()));
         }
     }
 
@@ -173,28 +251,46 @@ impl Server {
 
     /// Runs the handshake for one transport in the background.
     pub fn accept(&self, transport: BoxTransport) {
-        let Ok(permit) = self.inner.unauthenticated.clone().try_acquire_owned() else {
-            tracing::warn!(
-                "dropping a connection: {} handshakes already in progress",
-                self.inner.options.max_unauthenticated
-            );
-            return;
-        };
+        self.accept_from(transport, None);
+    }
+
+    /// Runs the handshake for one transport from `source` (its address,
+    /// when known) in the background, under the pre-authentication bounds.
+    pub fn accept_from(&self, transport: BoxTransport, source: Option<IpAddr>) {
+        let (id, evicted) = self.inner.preauth().admit(
+            source,
+            self.inner.options.max_unauthenticated,
+            self.inner.options.max_unauthenticated_per_source,
+        );
         let inner = self.inner.clone();
         tokio::spawn(async move {
-            let result = inner.handshake(transport).await;
-            drop(permit);
+            let result = tokio::select! {
+                r = inner.handshake(transport) => Some(r),
+                _ = evicted => None,
+            };
+            inner.preauth().release(id);
             match result {
-                Ok((io, established, generation)) => {
+                Some(Ok((io, established, generation))) => {
                     inner.establish(io, established, generation).await
                 }
-                Err(e) => tracing::info!("handshake failed: {e}"),
+                Some(Err(e)) => tracing::info!("handshake failed: {e}"),
+                None => {}
             }
         });
+    }
+
+    /// Connections still in their handshake.
+    pub fn unauthenticated_count(&self) -> usize {
+        self.inner.preauth().entries.len()
     }
 }
 
 impl Inner {
+    fn preauth(&self) -> std::sync::MutexGuard<'_, PreAuth> {
+        // Every update is a single insert/remove: a poisoned lock is whole.
+        self.preauth.lock().unwrap_or_else(|p| p.into_inner())
+    }
+
     fn sessions(&self) -> std::sync::MutexGuard<'_, HashMap<SessionId, Slot>> {
         // A panic while holding this lock cannot leave the map torn (every
         // update is a single insert/remove/field store), so recover it.

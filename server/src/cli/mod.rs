@@ -4,11 +4,14 @@
 //!
 //! - [`rundir`]: the private per-user directory of the ssh-mode daemon
 //!   (socket, key, lock, log), created and checked with strict permissions.
+//! - [`env`]: the environment kept for the server and its children (the
+//!   key removed at start, per-login variables dropped in the daemon).
 //! - [`daemon`]: `distant-server daemon`, the per-user server on a Unix socket.
 //! - [`proxy`]: `distant-server proxy`, what ssh runs: relays stdio to the
 //!   daemon, starting it when absent.
 
 pub mod daemon;
+pub mod env;
 pub mod proxy;
 pub mod rundir;
 
@@ -39,9 +42,14 @@ pub struct ServeArgs {
     /// Sessions alive at once.
     #[arg(long, default_value_t = 64)]
     pub max_sessions: usize,
-    /// Connections still authenticating at once; more are dropped.
+    /// Connections still authenticating at once; beyond it the oldest is
+    /// closed to admit a new one.
     #[arg(long, default_value_t = 64)]
     pub max_unauthenticated: usize,
+    /// Of those, from one source address; beyond it that source's oldest is
+    /// closed.
+    #[arg(long, default_value_t = 16)]
+    pub max_unauthenticated_per_source: usize,
     /// Processes per session.
     #[arg(long, default_value_t = Limits::default().max_processes)]
     pub max_processes: usize,
@@ -64,6 +72,7 @@ impl ServeArgs {
         options.session_ttl = Duration::from_secs(self.session_ttl);
         options.max_sessions = self.max_sessions;
         options.max_unauthenticated = self.max_unauthenticated.max(1);
+        options.max_unauthenticated_per_source = self.max_unauthenticated_per_source.max(1);
         options.channel_capacity = CHANNEL_CAPACITY;
         options
     }

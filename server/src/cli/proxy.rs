@@ -128,6 +128,11 @@ fn connect_or_start(run: &RunDir, args: &ProxyArgs) -> Result<UnixStream, ProxyE
     })?;
     let mut cmd = Command::new(&exe);
     cmd.arg("daemon").arg("--detach");
+    // The daemon outlives this ssh login: it must not keep its agent
+    // socket etc. for later sessions' processes (cli/env.rs).
+    for name in super::env::PER_LOGIN {
+        cmd.env_remove(name);
+    }
     if let Some(socket) = &args.socket {
         cmd.arg("--socket").arg(socket);
     }

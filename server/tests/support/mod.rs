@@ -243,3 +243,38 @@ impl AsyncWrite for ChildTransport {
         Pin::new(&mut self.get_mut().stdin).poll_shutdown(cx)
     }
 }
+
+/// The environment a process was started with (`/proc/PID/environ`).
+pub fn environ(pid: u32) -> Vec<String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("read /proc/PID/environ");
+    raw.split(|b| *b == 0)
+        .filter(|v| !v.is_empty())
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+        .collect()
+}
+
+/// Spawns `cmd` (pipes, or a PTY) and returns its pid; the stream is
+/// returned so the process lives as long as the caller keeps it.
+pub async fn spawn_pid(
+    rpc: &RpcClient,
+    cmd: &[&str],
+    pty: bool,
+) -> (u32, distant_protocol::driver::rpc::ReplyStream) {
+    let op = distant_protocol::msg::Op::ProcSpawn {
+        cmd: cmd.iter().map(|s| s.to_string()).collect(),
+        cwd: None,
+        env: std::collections::BTreeMap::from([("FROM_REQUEST".to_owned(), "1".to_owned())]),
+        pty: pty.then_some(distant_protocol::msg::PtySize { rows: 24, cols: 80 }),
+        framing: distant_protocol::msg::OutputFraming::Raw,
+    };
+    let mut stream = rpc.stream(op).await.expect("spawn");
+    let first = tokio::time::timeout(std::time::Duration::from_secs(20), stream.recv())
+        .await
+        .expect("spawn answered in time")
+        .expect("stream open")
+        .expect("spawned");
+    match first {
+        Reply::ProcSpawned { pid, .. } => (pid, stream),
+        other => panic!("{other:?}"),
+    }
+}

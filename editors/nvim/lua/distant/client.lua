@@ -219,7 +219,8 @@ end
 function M.connect(destination)
   M.start()
   local previous = M.connection
-  M.destination = destination
+  -- Shown in messages and the status: never with its key.
+  M.destination = util.redact(destination)
   set_state("connecting")
   local params = { destination = destination, connection = false, options = config.options.connect_options }
   local ok, result = pcall(M.request_sync, "connect", params)
@@ -233,7 +234,10 @@ function M.connect(destination)
       timeout = "is the host reachable?",
       not_found = "is distant-server installed next to distant-bridge or on $PATH?",
     })[kind or ""] or "check the destination and that the server is running"
-    util.fail(("cannot connect to %s: %s (%s)"):format(destination, util.error_message(result), hint), kind)
+    util.fail(
+      ("cannot connect to %s: %s (%s)"):format(util.redact(destination), util.error_message(result), hint),
+      kind
+    )
   end
   if previous and previous ~= result.connection then
     pcall(M.request_sync, "disconnect", { connection = previous })

@@ -96,8 +96,16 @@ function M.error_message(err)
   return tostring(err)
 end
 
+--- `text` with the key of every `distant://KEY@…` in it replaced by `***`:
+--- no notification, status line or :messages entry carries a key.
+---@param text any
+---@return string
+function M.redact(text)
+  return (tostring(text):gsub("([Dd][Ii][Ss][Tt][Aa][Nn][Tt]://)[^@/%s]*@", "%1***@"))
+end
+
 function M.notify(message, level)
-  vim.notify("distant: " .. message, level or vim.log.levels.INFO)
+  vim.notify("distant: " .. M.redact(message), level or vim.log.levels.INFO)
 end
 
 function M.warn(message)

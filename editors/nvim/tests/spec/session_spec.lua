@@ -94,6 +94,16 @@ describe("distant session", function()
     local url = ("distant://:%s@127.0.0.1:%d"):format(server.key, forwarder.port)
     H.connect(url)
     assert.matches("^distant: connected distant://", require("distant").status())
+    -- Issue 14: the key is in no status, notification or :messages entry.
+    local function assert_key_hidden()
+      assert.is_nil(require("distant").status():find(server.key, 1, true))
+      for _, note in ipairs(H.notes) do
+        assert.is_nil(note.msg:find(server.key, 1, true), note.msg)
+      end
+      local messages = vim.api.nvim_exec2("messages", { output = true }).output
+      assert.is_nil(messages:find(server.key, 1, true), messages)
+    end
+    assert_key_hidden()
     local dir = H.tmpdir()
     H.write(dir .. "/r.txt", "before\n")
     vim.cmd.edit("distant://" .. dir .. "/r.txt")
@@ -117,6 +127,7 @@ describe("distant session", function()
       return require("distant.client").state == "connected"
     end, "the session to resume", 30000)
     assert.is_true(#H.notes_matching("reconnected") > 0)
+    assert_key_hidden()
 
     vim.api.nvim_buf_set_lines(0, 0, -1, false, { "after the reconnect" })
     vim.cmd.write()

@@ -137,7 +137,7 @@ describe("an ssh:// destination", function()
     -- TMPDIR (0700), in /tmp itself.
     scratch = assert(uv.fs_mkdtemp("/tmp/distant-nvim-sshd-XXXXXX"))
     sshd = start_sshd(scratch)
-    H.setup({ connect_options = { ssh = { "-F", sshd.config } } })
+    H.setup({ connect_options = { ssh = { "-F", sshd.config }, allowLocalCommands = true } })
     H.connect("ssh://distant-nvim-ssh")
     assert.matches("connected ssh://distant%-nvim%-ssh", require("distant").status())
 
