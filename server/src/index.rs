@@ -15,7 +15,7 @@
 
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::mpsc::{sync_channel, RecvTimeoutError, Receiver};
+use std::sync::mpsc::{sync_channel, Receiver, RecvTimeoutError};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -195,7 +195,10 @@ impl Plan {
                     }
                     _ => (ErrorKind::Other, e.to_string()),
                 };
-                return Err(Reply::error(kind, format!("cannot index {}: {why}", q.root)));
+                return Err(Reply::error(
+                    kind,
+                    format!("cannot index {}: {why}", q.root),
+                ));
             }
         }
         let mut only = Vec::new();
@@ -267,8 +270,12 @@ impl Plan {
             scope.spawn(move || {
                 walker.run(|| {
                     let tx = tx.clone();
-                    let (stop, cancel, root, only) =
-                        (stop_walk.clone(), cancel.clone(), root.clone(), only.clone());
+                    let (stop, cancel, root, only) = (
+                        stop_walk.clone(),
+                        cancel.clone(),
+                        root.clone(),
+                        only.clone(),
+                    );
                     Box::new(move |entry| {
                         if stop.load(Ordering::Relaxed) || cancel.load(Ordering::Relaxed) {
                             return WalkState::Quit;
@@ -281,7 +288,9 @@ impl Plan {
                             }
                         };
                         let listed = entry.depth() > 0
-                            && entry.file_type().is_some_and(|t| t.is_file() || t.is_symlink());
+                            && entry
+                                .file_type()
+                                .is_some_and(|t| t.is_file() || t.is_symlink());
                         if !listed {
                             return WalkState::Continue;
                         }
