@@ -3,9 +3,9 @@
 //!
 //! The server walks the root (`Op::Index`) and streams pages of relative
 //! paths, forwarded as `fs/index/results` then one `fs/index/done`. With
-//! `follow`, the bridge keeps the editor's copy fresh: it opens a recursive
-//! watch on the root *before* the walk (so nothing that changes during the
-//! walk is missed) and, for every batch of changes, asks the server to list
+//! `follow`, the bridge keeps the editor's copy fresh: it sets up a
+//! recursive watch on the root alongside the walk (changes seen during the
+//! walk are applied after it) and, for every batch of changes, asks the server to list
 //! just the changed subtrees again (`IndexQuery.only`, same ignore rules as
 //! the full walk) and sends `fs/index/changed { removed, added }`: the
 //! editor drops each removed path and everything under it, then adds the
@@ -18,6 +18,8 @@
 //! its watch stop when the peer cancels it or leaves.
 
 use std::collections::{BTreeSet, HashMap};
+use std::future::Future;
+use std::pin::Pin;
 use std::sync::{Arc, Mutex, Weak};
 
 use distant_protocol::driver::rpc::ReplyStream;
@@ -101,46 +103,28 @@ pub(crate) async fn start(
         max_paths: Some(p.max_paths.unwrap_or(DEFAULT_MAX_PATHS)),
         only: vec![],
     };
-    // The watch comes first: changes during the walk are then not missed.
+    let op = Op::Index {
+        query: query.clone(),
+    };
+    let opened = streams::open(api, &conn, StreamKind::Index, op).await?;
+    let server_id = match &opened.first {
+        Reply::IndexStarted { index } => *index,
+        other => return Err(convert::unexpected("fs/index", other)),
+    };
+    // The watch is set up alongside the walk, not before it: on a big tree
+    // setting it up takes a while, and the first page must not wait for it.
     let watch = if p.follow {
+        let (api, conn) = (api.clone(), conn.clone());
         let op = Op::Watch {
             path: root.clone(),
             recursive: true,
             exclude: vec![],
         };
-        let opened = streams::open(api, &conn, StreamKind::Watch, op).await?;
-        match opened.first {
-            Reply::Watching { watch } => Some((watch, opened.rest)),
-            other => return Err(convert::unexpected("fs/index (watch)", &other)),
-        }
+        WatchState::Opening(Box::pin(async move {
+            streams::open(&api, &conn, StreamKind::Watch, op).await
+        }))
     } else {
-        None
-    };
-    let unwatch = |watch: &Option<(u64, ReplyStream)>| {
-        let watch = watch.as_ref().map(|w| w.0);
-        let (api, conn_id) = (api.clone(), conn.id.clone());
-        async move {
-            if let Some(w) = watch {
-                api.stop_remote(&conn_id, StreamKind::Watch, w).await;
-            }
-        }
-    };
-    let op = Op::Index {
-        query: query.clone(),
-    };
-    let opened = match streams::open(api, &conn, StreamKind::Index, op).await {
-        Ok(o) => o,
-        Err(e) => {
-            unwatch(&watch).await;
-            return Err(e);
-        }
-    };
-    let server_id = match &opened.first {
-        Reply::IndexStarted { index } => *index,
-        other => {
-            unwatch(&watch).await;
-            return Err(convert::unexpected("fs/index", other));
-        }
+        WatchState::Off
     };
     let id = api.register_stream(StreamEntry {
         kind: StreamKind::Index,
@@ -186,6 +170,63 @@ pub(crate) async fn cancel(
     }
 }
 
+type Opening = Pin<Box<dyn Future<Output = Result<streams::Opened, RpcError>> + Send>>;
+
+/// The watch that keeps a followed index fresh.
+enum WatchState {
+    /// Not following.
+    Off,
+    /// Being set up (dropping it stops the watch once it is set up).
+    Opening(Opening),
+    Open(u64, ReplyStream),
+    /// It failed or ended: why.
+    Ended(String),
+}
+
+/// What the watch did next.
+enum WatchEvent {
+    Opened,
+    Changes(Vec<Change>),
+    Ended,
+}
+
+impl WatchState {
+    /// The next event; pending forever when off or ended.
+    async fn next(&mut self) -> WatchEvent {
+        match self {
+            WatchState::Off | WatchState::Ended(_) => std::future::pending().await,
+            WatchState::Opening(opening) => {
+                *self = match opening.await {
+                    Ok(o) => match o.first {
+                        Reply::Watching { watch } => WatchState::Open(watch, o.rest),
+                        Reply::Error(e) => WatchState::Ended(e.message),
+                        other => WatchState::Ended(format!("unexpected answer {other:?}")),
+                    },
+                    Err(e) => WatchState::Ended(e.message),
+                };
+                match self {
+                    WatchState::Open(..) => WatchEvent::Opened,
+                    _ => WatchEvent::Ended,
+                }
+            }
+            WatchState::Open(_, stream) => loop {
+                let end = match stream.recv().await {
+                    Some(Ok(Reply::Changes { changes, .. })) => return WatchEvent::Changes(changes),
+                    Some(Ok(Reply::Unwatched { error, .. })) => {
+                        error.unwrap_or_else(|| "the watch of the root ended".into())
+                    }
+                    Some(Ok(Reply::Error(e))) => e.message,
+                    Some(Ok(_)) => continue,
+                    Some(Err(e)) => e.to_string(),
+                    None => "the watch of the root ended".into(),
+                };
+                *self = WatchState::Ended(end);
+                return WatchEvent::Ended;
+            },
+        }
+    }
+}
+
 /// One index being forwarded (and followed) for its peer.
 struct Task {
     api: Weak<Api>,
@@ -204,23 +245,22 @@ enum Stop {
 }
 
 impl Task {
-    async fn run(
-        self,
-        mut walk: ReplyStream,
-        mut watch: Option<(u64, ReplyStream)>,
-        go: oneshot::Receiver<()>,
-    ) {
+    async fn run(self, mut walk: ReplyStream, mut watch: WatchState, go: oneshot::Receiver<()>) {
         if go.await.is_ok() {
             let mut changed = Vec::new();
             let walked = self.walk(&mut walk, &mut watch, &mut changed).await;
-            if let (Ok(true), Some((_, stream))) = (walked, watch.as_mut()) {
-                let _ = self.follow(stream, changed).await;
+            if let (Ok(true), false) = (walked, matches!(watch, WatchState::Off)) {
+                let _ = self.follow(&mut watch, changed).await;
             }
         } else {
             self.stop_walk().await;
         }
-        if let (Some(api), Some((w, _))) = (self.api.upgrade(), watch.as_ref()) {
-            api.stop_remote(&self.connection, StreamKind::Watch, *w)
+        let open = match &watch {
+            WatchState::Open(w, _) => Some(*w),
+            _ => None,
+        };
+        if let (Some(api), Some(w)) = (self.api.upgrade(), open) {
+            api.stop_remote(&self.connection, StreamKind::Watch, w)
                 .await;
         }
         if let Some(api) = self.api.upgrade() {
@@ -250,7 +290,7 @@ impl Task {
     async fn walk(
         &self,
         walk: &mut ReplyStream,
-        watch: &mut Option<(u64, ReplyStream)>,
+        watch: &mut WatchState,
         changed: &mut Vec<Change>,
     ) -> Result<bool, Stop> {
         loop {
@@ -294,46 +334,49 @@ impl Task {
                         Some(Err(e)) => (self.failed(&e.to_string()), false),
                         None => (self.failed("the index ended without an answer"), false),
                     };
+                    // `done` means "complete and followed": wait for the
+                    // watch to be in place first.
+                    if complete && matches!(watch, WatchState::Opening(_)) {
+                        tokio::select! {
+                            _ = self.out.closed() => return Err(Stop::Gone),
+                            _ = self.token.cancelled() => {}
+                            _ = watch.next() => {}
+                        }
+                    }
                     self.send("fs/index/done", done).await?;
                     return Ok(complete && !self.token.is_cancelled());
                 }
-                c = next_changes(watch) => match c {
-                    Some(changes) => {
+                event = watch.next() => {
+                    if let WatchEvent::Changes(changes) = event {
                         changed.extend(changes);
                         // Too many to refresh one by one: a full listing later.
                         if changed.len() > MAX_REFRESH_PATHS {
                             changed.truncate(MAX_REFRESH_PATHS + 1);
                         }
                     }
-                    None => {
-                        // The watch ended: no following after the walk.
-                        *watch = None;
-                    }
-                },
+                }
             }
         }
     }
 
     /// After the walk: refresh the changed subtrees until cancelled.
-    async fn follow(&self, watch: &mut ReplyStream, first: Vec<Change>) -> Result<(), Stop> {
+    async fn follow(&self, watch: &mut WatchState, first: Vec<Change>) -> Result<(), Stop> {
         if !first.is_empty() {
             self.refresh(first).await?;
         }
         loop {
+            if let WatchState::Ended(why) = watch {
+                let why = why.clone();
+                return self.follow_ended(&why).await;
+            }
             tokio::select! {
                 _ = self.out.closed() => return Err(Stop::Gone),
                 _ = self.token.cancelled() => return Ok(()),
-                r = watch.recv() => match r {
-                    Some(Ok(Reply::Changes { changes, .. })) => self.refresh(changes).await?,
-                    Some(Ok(Reply::Unwatched { error, .. })) => {
-                        let error = error.unwrap_or_else(|| "the watch of the root ended".into());
-                        return self.follow_ended(&error).await;
+                event = watch.next() => {
+                    if let WatchEvent::Changes(changes) = event {
+                        self.refresh(changes).await?;
                     }
-                    Some(Ok(Reply::Error(e))) => return self.follow_ended(&e.message).await,
-                    Some(Ok(_)) => {}
-                    Some(Err(e)) => return self.follow_ended(&e.to_string()).await,
-                    None => return self.follow_ended("the watch of the root ended").await,
-                },
+                }
             }
         }
     }
@@ -419,21 +462,6 @@ impl Task {
             self.send("fs/index/changed", p).await?;
         }
         Ok(())
-    }
-}
-
-/// The next batch of changes of an optional watch; pending forever without
-/// one, `None` when it ended.
-async fn next_changes(watch: &mut Option<(u64, ReplyStream)>) -> Option<Vec<Change>> {
-    let Some((_, stream)) = watch.as_mut() else {
-        return std::future::pending().await;
-    };
-    loop {
-        match stream.recv().await {
-            Some(Ok(Reply::Changes { changes, .. })) => return Some(changes),
-            Some(Ok(Reply::Unwatched { .. })) | Some(Err(_)) | None => return None,
-            Some(Ok(_)) => continue,
-        }
     }
 }
 

@@ -139,6 +139,10 @@ export class ThemeColor {
   constructor(readonly id: string) {}
 }
 
+export class ThemeIcon {
+  constructor(readonly id: string) {}
+}
+
 export class Position {
   constructor(
     readonly line: number,
@@ -235,6 +239,7 @@ export const window = {
   createQuickPick<T>() {
     const hide = new EventEmitter<void>();
     const accept = new EventEmitter<void>();
+    const changeValue = new EventEmitter<string>();
     const pick = {
       items: [] as T[],
       selectedItems: [] as T[],
@@ -245,6 +250,12 @@ export const window = {
       matchOnDescription: false,
       onDidHide: hide.event,
       onDidAccept: accept.event,
+      onDidChangeValue: changeValue.event,
+      /** Types `value` as a user would: sets it and fires onDidChangeValue. */
+      type(value: string) {
+        pick.value = value;
+        changeValue.fire(value);
+      },
       show() {},
       hide() {
         hide.fire();
@@ -269,6 +280,7 @@ export const window = {
     return task();
   },
   activeTextEditor: undefined as unknown,
+  onDidChangeActiveTextEditor: new EventEmitter<unknown>().event,
 };
 
 /** Settings the stub's getConfiguration returns, by full key (`distant.bridgePath`). */
