@@ -211,7 +211,9 @@ impl WatchState {
             }
             WatchState::Open(_, stream) => loop {
                 let end = match stream.recv().await {
-                    Some(Ok(Reply::Changes { changes, .. })) => return WatchEvent::Changes(changes),
+                    Some(Ok(Reply::Changes { changes, .. })) => {
+                        return WatchEvent::Changes(changes)
+                    }
                     Some(Ok(Reply::Unwatched { error, .. })) => {
                         error.unwrap_or_else(|| "the watch of the root ended".into())
                     }
