@@ -11,6 +11,7 @@ import { FileIndexes } from "./fileIndex";
 import { DistantFileSystemProvider } from "./fileSystemProvider";
 import { RecentFiles, goToFile } from "./goToFile";
 import { LanguageClients } from "./languageClients";
+import { RemoteSourceControl } from "./scm";
 import { RemoteSearch } from "./search";
 import * as settings from "./settings";
 import { StatusBar } from "./statusBar";
@@ -22,6 +23,7 @@ export interface DistantApi {
   connections: Connections;
   fileSystem: DistantFileSystemProvider;
   fileIndexes: FileIndexes;
+  sourceControl: RemoteSourceControl;
 }
 
 let languageClients: LanguageClients | undefined;
@@ -44,6 +46,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   const terminals = procRouter(connections);
   const fileIndexes = new FileIndexes(connections);
   const recentFiles = new RecentFiles();
+  const sourceControl = new RemoteSourceControl(connections, terminals, log);
   languageClients = new LanguageClients(connections, {
     bridgeCommand: settings.bridgeCommand,
     bridgeGlobalArgs: settings.bridgeGlobalArgs,
@@ -87,6 +90,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
       }
     }),
     ...registerGoToFile(fileIndexes, recentFiles),
+    sourceControl,
     languageClients,
     statusBar,
     search,
@@ -103,7 +107,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   log(
     `distant extension activated (bridge: ${settings.bridgeCommand()} ${settings.bridgeGlobalArgs().join(" ")})`,
   );
-  return { bridge, connections, fileSystem, fileIndexes };
+  return { bridge, connections, fileSystem, fileIndexes, sourceControl };
 }
 
 /**

@@ -174,6 +174,49 @@ export const recorded = {
   /** Called with each new quick pick (tests act on it before the caller goes on). */
   onQuickPick: undefined as ((pick: any) => void) | undefined,
   shownDocuments: [] as { uri: unknown; options: unknown }[],
+  sourceControls: [] as any[],
+  contentProviders: new Map<string, { provideTextDocumentContent(uri: Uri): unknown }>(),
+  fileWatchers: [] as { pattern: unknown; fire(kind: "change" | "create" | "delete", uri: Uri): void }[],
+  /** What showWarningMessage answers (a button label), then cleared. */
+  warningAnswer: undefined as string | undefined,
+  warningMessages: [] as string[],
+};
+
+export class RelativePattern {
+  constructor(
+    readonly base: unknown,
+    readonly pattern: string,
+  ) {}
+}
+
+export const scm = {
+  createSourceControl(id: string, label: string, rootUri?: Uri) {
+    const sc = {
+      id,
+      label,
+      rootUri,
+      groups: [] as any[],
+      inputBox: { value: "", placeholder: "" },
+      count: 0,
+      statusBarCommands: [] as unknown[],
+      quickDiffProvider: undefined as unknown,
+      acceptInputCommand: undefined as unknown,
+      createResourceGroup(gid: string, glabel: string) {
+        const group = {
+          id: gid,
+          label: glabel,
+          resourceStates: [] as any[],
+          hideWhenEmpty: false,
+          dispose() {},
+        };
+        sc.groups.push(group);
+        return group;
+      },
+      dispose() {},
+    };
+    recorded.sourceControls.push(sc);
+    return sc;
+  },
 };
 
 export class StubStatusBarItem {
@@ -225,6 +268,12 @@ export const window = {
   showErrorMessage(message: string, ..._items: string[]) {
     recorded.errorMessages.push(message);
     return Promise.resolve(undefined);
+  },
+  showWarningMessage(message: string, ..._items: unknown[]) {
+    recorded.warningMessages.push(message);
+    const answer = recorded.warningAnswer;
+    recorded.warningAnswer = undefined;
+    return Promise.resolve(answer);
   },
   showInformationMessage(message: string, ..._items: string[]) {
     recorded.infoMessages.push(message);
@@ -296,6 +345,31 @@ export const workspace = {
   onDidOpenTextDocument: openDocument.event,
   onDidChangeConfiguration: configurationChanged.event,
   onDidGrantWorkspaceTrust: new EventEmitter<void>().event,
+  onDidChangeWorkspaceFolders: new EventEmitter<void>().event,
+  registerTextDocumentContentProvider(
+    scheme: string,
+    provider: { provideTextDocumentContent(uri: Uri): unknown },
+  ) {
+    recorded.contentProviders.set(scheme, provider);
+    return new Disposable(() => recorded.contentProviders.delete(scheme));
+  },
+  createFileSystemWatcher(pattern: unknown) {
+    const change = new EventEmitter<Uri>();
+    const create = new EventEmitter<Uri>();
+    const del = new EventEmitter<Uri>();
+    const watcher = {
+      pattern,
+      onDidChange: change.event,
+      onDidCreate: create.event,
+      onDidDelete: del.event,
+      fire(kind: "change" | "create" | "delete", uri: Uri) {
+        (kind === "change" ? change : kind === "create" ? create : del).fire(uri);
+      },
+      dispose() {},
+    };
+    recorded.fileWatchers.push(watcher);
+    return watcher;
+  },
   isTrusted: true,
   getConfiguration(section: string) {
     return {
