@@ -8,6 +8,7 @@ import { registerCommands } from "./commands";
 import { ConnectionInfo, Connections } from "./connections";
 import { SCHEME } from "./destinations";
 import { FileIndexes } from "./fileIndex";
+import { FindInFiles } from "./findInFiles";
 import { DistantFileSystemProvider } from "./fileSystemProvider";
 import { RecentFiles, goToFile } from "./goToFile";
 import { LanguageClients } from "./languageClients";
@@ -47,6 +48,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   const fileIndexes = new FileIndexes(connections);
   const recentFiles = new RecentFiles();
   const sourceControl = new RemoteSourceControl(connections, terminals, log);
+  const findInFiles = new FindInFiles(connections);
   languageClients = new LanguageClients(connections, {
     bridgeCommand: settings.bridgeCommand,
     bridgeGlobalArgs: settings.bridgeGlobalArgs,
@@ -91,6 +93,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
     }),
     ...registerGoToFile(fileIndexes, recentFiles),
     sourceControl,
+    findInFiles,
     languageClients,
     statusBar,
     search,

@@ -151,10 +151,17 @@ export class Position {
 }
 
 export class Range {
-  constructor(
-    readonly start: Position,
-    readonly end: Position,
-  ) {}
+  readonly start: Position;
+  readonly end: Position;
+  constructor(a: Position | number, b: Position | number, c?: number, d?: number) {
+    if (typeof a === "number") {
+      this.start = new Position(a, b as number);
+      this.end = new Position(c!, d!);
+    } else {
+      this.start = a;
+      this.end = b as Position;
+    }
+  }
 }
 
 export class TerminalProfile {
@@ -180,6 +187,10 @@ export const recorded = {
   /** What showWarningMessage answers (a button label), then cleared. */
   warningAnswer: undefined as string | undefined,
   warningMessages: [] as string[],
+  treeViews: [] as any[],
+  /** Tests supply documents and apply edits (e.g. through the real FileSystemProvider). */
+  openTextDocument: undefined as ((uri: Uri) => Promise<unknown>) | undefined,
+  applyEdit: undefined as ((edit: WorkspaceEdit) => Promise<boolean>) | undefined,
 };
 
 export class RelativePattern {
@@ -187,6 +198,30 @@ export class RelativePattern {
     readonly base: unknown,
     readonly pattern: string,
   ) {}
+}
+
+export enum TreeItemCollapsibleState {
+  None = 0,
+  Collapsed = 1,
+  Expanded = 2,
+}
+
+export class TreeItem {
+  description?: string;
+  contextValue?: string;
+  command?: { command: string; title: string; arguments?: unknown[] };
+  constructor(
+    readonly label: unknown,
+    readonly collapsibleState?: TreeItemCollapsibleState,
+  ) {}
+}
+
+/** Records replacements; `applyEdit` hands them to `recorded.applyEdit`. */
+export class WorkspaceEdit {
+  readonly edits: { uri: Uri; range: Range; text: string }[] = [];
+  replace(uri: Uri, range: Range, text: string): void {
+    this.edits.push({ uri, range, text });
+  }
 }
 
 export const scm = {
@@ -269,6 +304,11 @@ export const window = {
     recorded.errorMessages.push(message);
     return Promise.resolve(undefined);
   },
+  createTreeView(id: string, options: { treeDataProvider: unknown }) {
+    const view = { id, ...options, description: "", message: "", dispose() {} };
+    recorded.treeViews.push(view);
+    return view;
+  },
   showWarningMessage(message: string, ..._items: unknown[]) {
     recorded.warningMessages.push(message);
     const answer = recorded.warningAnswer;
@@ -346,6 +386,16 @@ export const workspace = {
   onDidChangeConfiguration: configurationChanged.event,
   onDidGrantWorkspaceTrust: new EventEmitter<void>().event,
   onDidChangeWorkspaceFolders: new EventEmitter<void>().event,
+  openTextDocument(uri: Uri) {
+    if (!recorded.openTextDocument) return Promise.reject(new Error("no documents in the stub"));
+    return recorded.openTextDocument(uri);
+  },
+  applyEdit(edit: WorkspaceEdit) {
+    return recorded.applyEdit ? recorded.applyEdit(edit) : Promise.resolve(false);
+  },
+  asRelativePath(uri: Uri | string) {
+    return typeof uri === "string" ? uri : uri.path;
+  },
   registerTextDocumentContentProvider(
     scheme: string,
     provider: { provideTextDocumentContent(uri: Uri): unknown },
