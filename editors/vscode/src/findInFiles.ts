@@ -192,6 +192,8 @@ export class FindInFiles implements vscode.TreeDataProvider<Node>, vscode.Dispos
     this.running = true;
     void vscode.commands.executeCommand("setContext", "distant.findRunning", true);
     this.updateMessage(`Searching for “${options.pattern}”…`);
+    // Show the results view (the workbench's `<view>.focus` command).
+    void vscode.commands.executeCommand("distant.findResults.focus").then(undefined, () => undefined);
     this.changed.fire(undefined);
     const root = folder.path || "/";
     let finish!: () => void;

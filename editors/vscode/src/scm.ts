@@ -196,9 +196,11 @@ export class RemoteSourceControl implements vscode.Disposable {
           return (await this.git(uri.authority).show(top, ref, path)).toString("utf8");
         },
       }),
-      vscode.commands.registerCommand("distant.git.refresh", (repo?: Repository) =>
-        this.each(repo, (r) => r.refresh()),
-      ),
+      vscode.commands.registerCommand("distant.git.refresh", async (repo?: Repository) => {
+        // Also looks again for repositories (a folder that became one).
+        if (!repo) await this.scan();
+        await this.each(repo, (r) => r.refresh());
+      }),
       vscode.commands.registerCommand("distant.git.stage", (...states: Resource[]) =>
         this.onResources(states, "add", (r, paths) => r.git.ok(r.top, ["add", "-A", "--", ...paths])),
       ),
