@@ -242,3 +242,52 @@ async fn a_followed_index_stays_true_under_churn_until_cancelled() {
         tokio::time::sleep(Duration::from_millis(20)).await;
     }
 }
+
+/// Watched directories of a process: `inotify wd:` lines in its fdinfo.
+fn inotify_watches(pid: u32) -> usize {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fdinfo")) else {
+        return 0;
+    };
+    fds.filter_map(|e| std::fs::read_to_string(e.ok()?.path()).ok())
+        .map(|info| {
+            info.lines()
+                .filter(|l| l.starts_with("inotify wd:"))
+                .count()
+        })
+        .sum()
+}
+
+#[tokio::test(flavor = "multi_thread")]
+async fn a_followed_index_stops_watching_when_its_peer_leaves() {
+    let dir = tree(100);
+    let api = new_api();
+    let a = peer(&api);
+    let mut b = peer(&api);
+    let c = a.connect_local().await;
+    assert_eq!(b.connect_local().await, c, "one shared connection");
+    let servers = distant_testkit::children_named(std::process::id(), "distant-server");
+    assert_eq!(servers.len(), 1, "{servers:?}");
+    let server = servers[0];
+    let before = inotify_watches(server);
+    let r = b
+        .call(
+            "fs/index",
+            json!({"connection": c, "root": dir.join(""), "follow": true}),
+        )
+        .await;
+    let index = r["index"].as_str().unwrap().to_string();
+    until_done(&mut b, &index, &mut BTreeSet::new()).await;
+    // The root and its 100 directories are watched.
+    let watching = inotify_watches(server);
+    assert!(watching > before + 50, "{before} → {watching}");
+    assert_eq!(b.hang_up().await, distant_bridge::api::ServeEnd::Eof);
+    distant_testkit::wait_until("the index's watch to go", WAIT, || {
+        inotify_watches(server) <= before
+    })
+    .await;
+    assert!(
+        distant_testkit::pid_alive(server),
+        "the shared connection stays"
+    );
+    drop(a);
+}
