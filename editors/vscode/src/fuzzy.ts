@@ -194,6 +194,7 @@ export class FuzzyMatcher {
     const boost = new Map<string, number>();
     recent.forEach((p, i) => boost.set(p, 20 - Math.min(i, 19) / 2));
     const from = extending ? this.lastQuery.length : 0;
+    const boosted = boost.size > 0;
     const matches: number[] = [];
     // A bounded list of the best results, kept sorted (best first).
     const best: FuzzyResult[] = [];
@@ -208,7 +209,7 @@ export class FuzzyMatcher {
       } else ok = this.extend(k, q, from, this.stPrev[k], this.stTotal[k]);
       if (!ok) return;
       matches.push(k);
-      const total = this.final(k, q) + (boost.get(this.paths[k]) ?? 0);
+      const total = boosted ? this.final(k, q) + (boost.get(this.paths[k]) ?? 0) : this.final(k, q);
       if (best.length === limit && total <= best[best.length - 1].score) return;
       let lo = 0;
       let hi = best.length;
