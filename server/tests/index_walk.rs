@@ -281,3 +281,33 @@ async fn bad_roots_and_params_get_clear_errors() {
     let r = c.call(Op::CancelIndex { index: 999 }).await;
     assert!(matches!(r, Reply::Error(_)), "{r:?}");
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn indexes_running_at_once_are_limited() {
+    let dir = tempfile::tempdir().unwrap();
+    for d in 0..10 {
+        let sub = dir.path().join(format!("d{d}"));
+        std::fs::create_dir_all(&sub).unwrap();
+        for f in 0..1000 {
+            std::fs::File::create(sub.join(format!("{f}"))).unwrap();
+        }
+    }
+    let limits = distant_server::Limits {
+        max_searches: 1,
+        ..Default::default()
+    };
+    // A response channel of 1 that nobody reads yet: the first index stays running.
+    let mut c = Client::start_with(1, limits);
+    let (origin, id) = start(&mut c, query(dir.path())).await;
+    let second = c
+        .send(Op::Index {
+            query: query(dir.path()),
+        })
+        .await;
+    let r = c.reply_for(second).await;
+    assert_eq!(err_kind(&r), ErrorKind::LimitExceeded, "{r:?}");
+    assert!(common::err_msg(&r).contains("--max-searches"));
+    // The first one still delivers every path.
+    let done = collect(&mut c, origin, id).await;
+    assert_eq!(done.count, 10_000);
+}
