@@ -787,6 +787,12 @@ async function main() {
       await page.keyboard.press("Control+Enter");
       await waitFor("the commit in the remote's git log", async () => git("log", "-1", "--format=%s").trim() === message);
       log(`  git log: ${git("log", "--oneline", "-2").trim().replace(/\n/g, " | ")}`);
+      // A change made on disk shows up by itself (the folder's file events).
+      await fsp.appendFile(path.join(project, "util.py"), "# changed behind the workbench\n");
+      await waitFor("util.py in the Source Control view with no command", async () =>
+        page.locator(".scm-view .monaco-list-row", { hasText: "util.py" }).first().isVisible().catch(() => false),
+      );
+      await screenshot("scm-after-remote-change");
     }, { needs: [1] });
   }
 }
