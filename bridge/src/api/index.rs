@@ -500,10 +500,10 @@ fn touched(root: &str, changes: &[Change]) -> (BTreeSet<String>, bool) {
 
 /// `path` relative to `root` ('/'-separated), or `None` outside of it.
 fn relative(root: &str, path: &str) -> Option<String> {
-    if path == root {
+    let root = root.trim_end_matches('/');
+    if path.trim_end_matches('/') == root {
         return Some(String::new());
     }
-    let root = root.trim_end_matches('/');
     let rest = path.strip_prefix(root)?.strip_prefix('/')?;
     Some(rest.to_string())
 }
@@ -542,5 +542,8 @@ mod tests {
             .map(|i| change(ChangeKind::Created, &format!("/r/{i}"), None))
             .collect();
         assert!(touched("/r", &many).1);
+        assert_eq!(relative("/", "/a/b").as_deref(), Some("a/b"));
+        assert_eq!(relative("/", "/").as_deref(), Some(""));
+        assert_eq!(relative("/r", "/r/").as_deref(), Some(""));
     }
 }
