@@ -323,6 +323,35 @@ pub enum Op {
     ProcKill { proc: u64, signal: Option<String> },
     /// → `Ok`; `Unsupported` for a process without a PTY.
     ProcResize { proc: u64, size: PtySize },
+
+    /// Lists the files under a root → `IndexStarted`, then `IndexPaths`
+    /// pages, then terminal `IndexDone`.
+    Index { query: IndexQuery },
+    /// → `Ok`; the index then ends with `IndexDone`.
+    CancelIndex { index: u64 },
+}
+
+/// What `Index` lists: the files (and symlinks, not followed) under `root`,
+/// with the same walking rules as `Search`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct IndexQuery {
+    /// An existing directory.
+    pub root: String,
+    /// Include hidden files and directories (names starting with `.`).
+    pub hidden: bool,
+    /// Respect `.gitignore`, `.ignore`, `.git/info/exclude` and the global
+    /// git excludes.
+    pub gitignore: bool,
+    /// Globs (relative to `root`) of paths to leave out; a glob without `/`
+    /// also matches a path's last component.
+    pub exclude: Vec<String>,
+    /// Stop after this many paths (`IndexDone.truncated`).
+    pub max_paths: Option<u64>,
+    /// When non-empty, only these subtrees (paths relative to `root`, `/`
+    /// separated) are listed, with the same ignore rules as a full walk:
+    /// used to refresh an index after changes.
+    #[serde(default)]
+    pub only: Vec<String>,
 }
 
 /// Kind of entry on disk.
@@ -534,6 +563,25 @@ pub enum Reply {
         code: Option<i32>,
         signal: Option<String>,
     },
+
+    IndexStarted {
+        index: u64,
+    },
+    /// A page of paths, relative to the root, `/` separated, in no order.
+    IndexPaths {
+        index: u64,
+        paths: Vec<String>,
+    },
+    IndexDone {
+        index: u64,
+        /// Paths sent in all pages.
+        count: u64,
+        /// `max_paths` was reached: more paths exist.
+        truncated: bool,
+        /// Stopped by `CancelIndex` before it finished.
+        cancelled: bool,
+        error: Option<String>,
+    },
 }
 
 impl Reply {
@@ -557,6 +605,8 @@ impl Reply {
                 | Reply::SearchResults { .. }
                 | Reply::ProcSpawned { .. }
                 | Reply::ProcOutput { .. }
+                | Reply::IndexStarted { .. }
+                | Reply::IndexPaths { .. }
         )
     }
 }
@@ -575,6 +625,7 @@ pub const CAPABILITIES: &[&str] = &[
     "pty",
     "lsp",
     "system-info",
+    "index",
 ];
 
 #[cfg(test)]
@@ -676,6 +727,20 @@ mod tests {
         }
         .is_terminal());
         assert!(Reply::Ok.is_terminal());
+        assert!(!Reply::IndexStarted { index: 1 }.is_terminal());
+        assert!(!Reply::IndexPaths {
+            index: 1,
+            paths: vec!["a".into()]
+        }
+        .is_terminal());
+        assert!(Reply::IndexDone {
+            index: 1,
+            count: 1,
+            truncated: false,
+            cancelled: false,
+            error: None
+        }
+        .is_terminal());
         assert!(Reply::SearchDone {
             search: 1,
             truncated: false,

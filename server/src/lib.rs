@@ -19,6 +19,7 @@
 //! - [`proc`]: processes on pipes or PTYs, LSP output framing.
 //! - [`search`]: path and contents search with ripgrep's crates.
 //! - [`watch`]: file watching with notify, debounced, polling fallback.
+//! - [`index`]: the file index — every file under a root, paged.
 
 pub mod errors;
 pub mod fs;
@@ -32,6 +33,8 @@ pub mod system;
 pub mod proc;
 pub mod search;
 pub mod watch;
+
+pub mod index;
 
 pub use limits::Limits;
 pub use reply::{Outbox, ReplySink};

@@ -41,7 +41,7 @@ use crate::fs::{self, Files};
 use crate::reply::{Outbox, ReplySink};
 use crate::{system, Limits};
 
-use crate::{proc::Processes, search::Searches, watch::Watches};
+use crate::{index::Indexes, proc::Processes, search::Searches, watch::Watches};
 
 /// Message given to the ops a sequential batch skipped.
 pub const SKIPPED: &str = "skipped: an earlier operation in this sequential batch failed";
@@ -71,6 +71,7 @@ struct State {
     processes: Processes,
     searches: Searches,
     watches: Watches,
+    indexes: Indexes,
 }
 
 /// Serves one session until `requests` closes, then cleans up.
@@ -86,6 +87,7 @@ pub async fn run_session(
         processes: Processes::new(limits.clone()),
         searches: Searches::new(limits.clone()),
         watches: Watches::new(limits.clone()),
+        indexes: Indexes::new(limits.clone()),
     });
     let mut tasks = JoinSet::new();
     while let Some(request) = requests.recv().await {
@@ -98,6 +100,7 @@ pub async fn run_session(
         state.processes.shutdown().await;
         state.watches.shutdown().await;
         state.searches.shutdown().await;
+        state.indexes.shutdown().await;
     }
     state.files.shutdown();
 }
@@ -350,6 +353,15 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
             open_stream(state, origin, opener, release).await
         }
         Op::Unwatch { watch } => Admitted::Now(state.watches.unwatch(watch).await),
+        Op::Index { query } => {
+            if batched {
+                return Admitted::Now(Reply::Error(in_batch("Index")));
+            }
+            let (sink, release) = ReplySink::new(state.outbox.clone(), origin);
+            let opener = state.indexes.start(query, sink).await;
+            open_stream(state, origin, opener, release).await
+        }
+        Op::CancelIndex { index } => Admitted::Now(state.indexes.cancel(index).await),
     }
 }
 

@@ -199,6 +199,9 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::ProcSpawned { .. } => "ProcSpawned",
         Reply::ProcOutput { .. } => "ProcOutput",
         Reply::ProcExit { .. } => "ProcExit",
+        Reply::IndexStarted { .. } => "IndexStarted",
+        Reply::IndexPaths { .. } => "IndexPaths",
+        Reply::IndexDone { .. } => "IndexDone",
     }
 }
 

@@ -38,6 +38,7 @@ const CAPABILITIES: &[&str] = &[
     "proc",
     "pty",
     "system-info",
+    "index",
     "local",
     "ssh",
     "shared-connections",
@@ -722,6 +723,9 @@ pub(crate) async fn handle(
                 other => Err(convert::unexpected("system/info", &other)),
             }
         }
+
+        "fs/index" => super::index::start(api, peer, params).await,
+        "fs/index/cancel" => super::index::cancel(api, peer, params).await,
 
         other => Err(RpcError::method_not_found(other)),
     }

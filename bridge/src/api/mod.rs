@@ -24,6 +24,7 @@
 mod convert;
 pub mod destination;
 mod handlers;
+mod index;
 pub mod local;
 pub mod ssh;
 mod ssh_args;
@@ -95,6 +96,7 @@ pub(crate) enum StreamKind {
     Proc,
     Watch,
     Search,
+    Index,
 }
 
 impl StreamKind {
@@ -103,6 +105,7 @@ impl StreamKind {
             StreamKind::Proc => "process",
             StreamKind::Watch => "watch",
             StreamKind::Search => "search",
+            StreamKind::Index => "index",
         }
     }
 }
@@ -198,6 +201,8 @@ pub struct Api {
     writes: Mutex<HashMap<String, WriteEntry>>,
     /// Which live peers use each connection, and since when none has.
     usage: Mutex<HashMap<String, Usage>>,
+    /// Stop signals of the live `fs/index` streams.
+    index_follows: index::Follows,
 }
 
 /// The peers that named a connection in a request and are still attached;
@@ -220,6 +225,7 @@ impl Api {
             streams: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
+            index_follows: index::Follows::default(),
         })
     }
 
@@ -641,6 +647,7 @@ impl Api {
             },
             StreamKind::Watch => Op::Unwatch { watch: server_id },
             StreamKind::Search => Op::CancelSearch { search: server_id },
+            StreamKind::Index => Op::CancelIndex { index: server_id },
         };
         if let Ok(Reply::Error(e)) = conn.rpc.call(op).await {
             tracing::debug!(kind = kind.noun(), "stopping a stream: {}", e.message);

@@ -26,6 +26,7 @@ fn server_id(kind: StreamKind, first: &Reply) -> Option<u64> {
         (StreamKind::Proc, Reply::ProcSpawned { proc, .. }) => Some(*proc),
         (StreamKind::Watch, Reply::Watching { watch }) => Some(*watch),
         (StreamKind::Search, Reply::SearchStarted { search }) => Some(*search),
+        (StreamKind::Index, Reply::IndexStarted { index }) => Some(*index),
         _ => None,
     }
 }
@@ -152,6 +153,10 @@ impl Forward {
             StreamKind::Search => Self::note(
                 "search/done",
                 json!({"search": self.id, "truncated": false, "error": error}),
+            ),
+            StreamKind::Index => Self::note(
+                "fs/index/done",
+                json!({"index": self.id, "count": 0, "truncated": false, "error": error}),
             ),
         }
     }

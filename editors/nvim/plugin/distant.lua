@@ -119,3 +119,17 @@ end, { nargs = "*", desc = "distant: remote shell (or CMD) in a terminal buffer"
 command("DistantSpawn", function(args)
   require("distant.shell").spawn(args.args)
 end, { nargs = "+", desc = "distant: run CMD remotely, output in a scratch buffer" })
+
+command("DistantFind", function(args)
+  local distant = require("distant")
+  local query, path = args.fargs[1] or "", args.fargs[2]
+  require("distant.find").find(query, distant.resolve(path or "."))
+end, { nargs = "*", desc = "distant: find a remote file by fuzzy name: [QUERY [ROOT]]" })
+
+command("DistantGrep", function(args)
+  require("distant.grep").open(require("distant").resolve(args.args ~= "" and args.args or "."))
+end, { nargs = "?", desc = "distant: live search under [PATH] into quickfix as you type" })
+
+command("DistantGit", function(args)
+  require("distant.git").show(require("distant").resolve(args.args ~= "" and args.args or "."))
+end, { nargs = "?", desc = "distant: changed files of the remote git repository at [PATH]; = diffs against HEAD" })

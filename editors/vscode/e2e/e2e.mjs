@@ -689,6 +689,112 @@ async function main() {
     const stillClean = await page.$eval(".editor-group-container.active .tab.active", (t) => !t.classList.contains("dirty"));
     if (!stillClean) throw new Error("changes.txt is dirty after the reload");
   }, { needs: [1] });
+
+  if (!SMOKE) {
+    const git = (...args) => {
+      const r = spawnSync("git", ["-C", project, ...args], { encoding: "utf8" });
+      if (r.status !== 0) throw new Error(`git ${args.join(" ")}: ${r.stderr}`);
+      return r.stdout;
+    };
+    const quickInput = page.locator(".quick-input-widget");
+    const quickInputBox = quickInput.locator(".quick-input-box input");
+    const focusedRow = () =>
+      page
+        .locator(".quick-input-widget .quick-input-list .monaco-list-row.focused")
+        .first()
+        .innerText({ timeout: 1000 })
+        .then(norm)
+        .catch(() => "");
+
+    // 9. Go to File (Ctrl+P in a distant:// workspace) finds a deeply nested
+    // file by a fuzzy name.
+    await step("Go to File (Ctrl+P) finds a deeply nested file by a fuzzy name", async () => {
+      const rel = "packages/core/src/components/widgets/WidgetFactory.ts";
+      await fsp.mkdir(path.join(project, path.dirname(rel)), { recursive: true });
+      await fsp.writeFile(path.join(project, rel), `export const factory = "${MARK}";\n`);
+      await page.keyboard.press("Escape");
+      await waitFor("the Go to File picker", async () => {
+        if (!(await quickInputBox.isVisible())) await page.keyboard.press("Control+p");
+        const title = norm(await quickInput.locator(".quick-input-title").innerText({ timeout: 1000 }).catch(() => ""));
+        return title.includes("Go to File") && title;
+      });
+      await quickInputBox.fill("wdgtfctry");
+      const row = await waitFor("WidgetFactory.ts first in the picker", async () => {
+        const text = await focusedRow();
+        return text.includes("WidgetFactory.ts") && text;
+      });
+      log(`  first row: ${row}`);
+      await page.keyboard.press("Enter");
+      await waitFor(`${rel} active`, async () => (await activeEditorUri()) === `${folderUri}/${rel}`);
+      await waitFor("its content", async () => (await activeEditorText()).includes(MARK));
+      await expectActiveEditor(rel);
+    }, { needs: [1] });
+
+    // 10. Find in Files (a view) and Replace All across two files.
+    await step("Find in Files finds a token in two files and Replace All rewrites both", async () => {
+      const token = `FINDME_${process.pid}`;
+      await fsp.writeFile(path.join(project, "alpha.txt"), `one ${token} here\n`);
+      await fsp.writeFile(path.join(project, "beta.txt"), `two\n${token} there\n`);
+      await page.keyboard.press("Escape");
+      await commandPalette("distant: Find in Files");
+      await waitFor("the pattern prompt", async () => (await quickInputBox.isVisible()) && (await quickInput.innerText()).includes("Text to find"));
+      await quickInputBox.fill(token);
+      await page.keyboard.press("Enter");
+      await waitFor('"2 results in 2 files" in the Find in Files view', async () =>
+        page.locator("text=2 results in 2 files").first().isVisible().catch(() => false),
+      );
+      await screenshot("find-in-files");
+      await commandPalette("distant: Replace All");
+      await waitFor("the replacement prompt", async () => (await quickInputBox.isVisible()) && (await quickInput.innerText()).includes("replace"));
+      await quickInputBox.fill("REPLACED");
+      await page.keyboard.press("Enter");
+      await waitFor("both files rewritten on disk", async () => {
+        const a = await fsp.readFile(path.join(project, "alpha.txt"), "utf8");
+        const b = await fsp.readFile(path.join(project, "beta.txt"), "utf8");
+        return a === "one REPLACED here\n" && b === "two\nREPLACED there\n";
+      });
+    }, { needs: [1] });
+
+    // 11. Source Control: a modified file shows up; stage it, commit it.
+    await step("Source Control shows a modified file; stage and commit it (git log shows it)", async () => {
+      git("init", "-q", "-b", "main");
+      git("config", "user.email", "e2e@example.com");
+      git("config", "user.name", "e2e");
+      git("add", ".");
+      git("commit", "-q", "-m", "initial");
+      await fsp.appendFile(path.join(project, "notes.txt"), `changed for the commit ${MARK}\n`);
+      await page.keyboard.press("Escape");
+      await commandPalette("distant git: Refresh");
+      await page.keyboard.press("Control+Shift+g");
+      const scmRow = page.locator(".scm-view .monaco-list-row", { hasText: "notes.txt" }).first();
+      await waitFor("notes.txt in the Source Control view", async () => {
+        if (!(await scmRow.isVisible().catch(() => false))) {
+          await commandPalette("distant git: Refresh");
+          await page.keyboard.press("Control+Shift+g");
+          return false;
+        }
+        return true;
+      });
+      await screenshot("scm-changes");
+      await scmRow.hover();
+      await scmRow.locator('.action-label[aria-label="Stage Changes"]').click();
+      await waitFor("notes.txt staged in the remote repository", async () =>
+        git("diff", "--cached", "--name-only").split("\n").includes("notes.txt"),
+      );
+      const message = `Commit from VS Code over distant ${process.pid}`;
+      await page.locator(".scm-editor .monaco-editor").first().click();
+      await page.keyboard.type(message);
+      await page.keyboard.press("Control+Enter");
+      await waitFor("the commit in the remote's git log", async () => git("log", "-1", "--format=%s").trim() === message);
+      log(`  git log: ${git("log", "--oneline", "-2").trim().replace(/\n/g, " | ")}`);
+      // A change made on disk shows up by itself (the folder's file events).
+      await fsp.appendFile(path.join(project, "util.py"), "# changed behind the workbench\n");
+      await waitFor("util.py in the Source Control view with no command", async () =>
+        page.locator(".scm-view .monaco-list-row", { hasText: "util.py" }).first().isVisible().catch(() => false),
+      );
+      await screenshot("scm-after-remote-change");
+    }, { needs: [1] });
+  }
 }
 
 async function dumpLogs() {

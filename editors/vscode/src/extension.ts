@@ -7,8 +7,12 @@ import { Bridge } from "./bridge";
 import { registerCommands } from "./commands";
 import { ConnectionInfo, Connections } from "./connections";
 import { SCHEME, redactKeys } from "./destinations";
+import { FileIndexes } from "./fileIndex";
+import { FindInFiles } from "./findInFiles";
 import { DistantFileSystemProvider } from "./fileSystemProvider";
+import { RecentFiles, goToFile } from "./goToFile";
 import { LanguageClients } from "./languageClients";
+import { RemoteSourceControl } from "./scm";
 import { RemoteSearch } from "./search";
 import * as settings from "./settings";
 import { StatusBar } from "./statusBar";
@@ -19,6 +23,8 @@ export interface DistantApi {
   bridge: Bridge;
   connections: Connections;
   fileSystem: DistantFileSystemProvider;
+  fileIndexes: FileIndexes;
+  sourceControl: RemoteSourceControl;
 }
 
 let languageClients: LanguageClients | undefined;
@@ -40,6 +46,10 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   const statusBar = new StatusBar(connections);
   const search = new RemoteSearch(connections);
   const terminals = procRouter(connections);
+  const fileIndexes = new FileIndexes(connections);
+  const recentFiles = new RecentFiles();
+  const sourceControl = new RemoteSourceControl(connections, terminals, log);
+  const findInFiles = new FindInFiles(connections);
   languageClients = new LanguageClients(connections, {
     bridgeCommand: settings.bridgeCommand,
     bridgeGlobalArgs: settings.bridgeGlobalArgs,
@@ -82,6 +92,9 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
         bridge.reconfigure(settings.bridgeCommand(), settings.bridgeGlobalArgs());
       }
     }),
+    ...registerGoToFile(fileIndexes, recentFiles),
+    sourceControl,
+    findInFiles,
     languageClients,
     statusBar,
     search,
@@ -98,7 +111,42 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   log(
     `distant extension activated (bridge: ${settings.bridgeCommand()} ${settings.bridgeGlobalArgs().join(" ")})`,
   );
-  return { bridge, connections, fileSystem };
+  return { bridge, connections, fileSystem, fileIndexes, sourceControl };
+}
+
+/**
+ * "distant: Go to File…" and the `distant.remoteWorkspace` context key that
+ * binds it to Ctrl+P / Cmd+P while the workspace has a distant:// folder.
+ */
+function registerGoToFile(indexes: FileIndexes, recent: RecentFiles): vscode.Disposable[] {
+  const setContext = () =>
+    vscode.commands.executeCommand(
+      "setContext",
+      "distant.remoteWorkspace",
+      (vscode.workspace.workspaceFolders ?? []).some((f) => f.uri.scheme === SCHEME),
+    );
+  void setContext();
+  const folders = vscode.workspace.onDidChangeWorkspaceFolders?.(() => void setContext());
+  return [
+    vscode.commands.registerCommand("distant.goToFile", async (initial?: string) => {
+      const active = vscode.window.activeTextEditor?.document.uri;
+      const remote = (vscode.workspace.workspaceFolders ?? []).filter((f) => f.uri.scheme === SCHEME);
+      const folder =
+        (active &&
+          remote.find((f) => f.uri.authority === active.authority && active.path.startsWith(f.uri.path))) ??
+        remote[0];
+      if (!folder) {
+        void vscode.window.showErrorMessage(
+          "distant: Go to File needs a distant:// folder in the workspace (distant: Open Remote Folder).",
+        );
+        return undefined;
+      }
+      return goToFile(indexes, recent, folder.uri, typeof initial === "string" ? initial : undefined);
+    }),
+    indexes,
+    recent,
+    ...(folders ? [folders] : []),
+  ];
 }
 
 export async function deactivate(): Promise<void> {

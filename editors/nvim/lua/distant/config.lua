@@ -36,6 +36,12 @@ M.defaults = {
   -- :DistantSearch stops after this many matches (the quickfix list says
   -- "truncated"), so a pattern that matches everything cannot fill memory.
   search_max_results = 10000,
+  -- :DistantFind lists at most this many files per root (it warns when a
+  -- tree holds more).
+  find_max_paths = 200000,
+  -- :DistantFind's picker: "auto" (telescope, else fzf-lua, else
+  -- vim.ui.select) or "select" (always vim.ui.select).
+  find_picker = "auto",
   -- Keys in directory buffers; set one to false to leave it unmapped.
   keymaps = {
     open = "<CR>",

@@ -139,6 +139,10 @@ export class ThemeColor {
   constructor(readonly id: string) {}
 }
 
+export class ThemeIcon {
+  constructor(readonly id: string) {}
+}
+
 export class Position {
   constructor(
     readonly line: number,
@@ -147,10 +151,17 @@ export class Position {
 }
 
 export class Range {
-  constructor(
-    readonly start: Position,
-    readonly end: Position,
-  ) {}
+  readonly start: Position;
+  readonly end: Position;
+  constructor(a: Position | number, b: Position | number, c?: number, d?: number) {
+    if (typeof a === "number") {
+      this.start = new Position(a, b as number);
+      this.end = new Position(c!, d!);
+    } else {
+      this.start = a;
+      this.end = b as Position;
+    }
+  }
 }
 
 export class TerminalProfile {
@@ -170,6 +181,77 @@ export const recorded = {
   /** Called with each new quick pick (tests act on it before the caller goes on). */
   onQuickPick: undefined as ((pick: any) => void) | undefined,
   shownDocuments: [] as { uri: unknown; options: unknown }[],
+  sourceControls: [] as any[],
+  contentProviders: new Map<string, { provideTextDocumentContent(uri: Uri): unknown }>(),
+  fileWatchers: [] as { pattern: unknown; fire(kind: "change" | "create" | "delete", uri: Uri): void }[],
+  /** What showWarningMessage answers (a button label), then cleared. */
+  warningAnswer: undefined as string | undefined,
+  warningMessages: [] as string[],
+  treeViews: [] as any[],
+  /** Tests supply documents and apply edits (e.g. through the real FileSystemProvider). */
+  openTextDocument: undefined as ((uri: Uri) => Promise<unknown>) | undefined,
+  applyEdit: undefined as ((edit: WorkspaceEdit) => Promise<boolean>) | undefined,
+};
+
+export class RelativePattern {
+  constructor(
+    readonly base: unknown,
+    readonly pattern: string,
+  ) {}
+}
+
+export enum TreeItemCollapsibleState {
+  None = 0,
+  Collapsed = 1,
+  Expanded = 2,
+}
+
+export class TreeItem {
+  description?: string;
+  contextValue?: string;
+  command?: { command: string; title: string; arguments?: unknown[] };
+  constructor(
+    readonly label: unknown,
+    readonly collapsibleState?: TreeItemCollapsibleState,
+  ) {}
+}
+
+/** Records replacements; `applyEdit` hands them to `recorded.applyEdit`. */
+export class WorkspaceEdit {
+  readonly edits: { uri: Uri; range: Range; text: string }[] = [];
+  replace(uri: Uri, range: Range, text: string): void {
+    this.edits.push({ uri, range, text });
+  }
+}
+
+export const scm = {
+  createSourceControl(id: string, label: string, rootUri?: Uri) {
+    const sc = {
+      id,
+      label,
+      rootUri,
+      groups: [] as any[],
+      inputBox: { value: "", placeholder: "" },
+      count: 0,
+      statusBarCommands: [] as unknown[],
+      quickDiffProvider: undefined as unknown,
+      acceptInputCommand: undefined as unknown,
+      createResourceGroup(gid: string, glabel: string) {
+        const group = {
+          id: gid,
+          label: glabel,
+          resourceStates: [] as any[],
+          hideWhenEmpty: false,
+          dispose() {},
+        };
+        sc.groups.push(group);
+        return group;
+      },
+      dispose() {},
+    };
+    recorded.sourceControls.push(sc);
+    return sc;
+  },
 };
 
 export class StubStatusBarItem {
@@ -222,6 +304,17 @@ export const window = {
     recorded.errorMessages.push(message);
     return Promise.resolve(undefined);
   },
+  createTreeView(id: string, options: { treeDataProvider: unknown }) {
+    const view = { id, ...options, description: "", message: "", dispose() {} };
+    recorded.treeViews.push(view);
+    return view;
+  },
+  showWarningMessage(message: string, ..._items: unknown[]) {
+    recorded.warningMessages.push(message);
+    const answer = recorded.warningAnswer;
+    recorded.warningAnswer = undefined;
+    return Promise.resolve(answer);
+  },
   showInformationMessage(message: string, ..._items: string[]) {
     recorded.infoMessages.push(message);
     return Promise.resolve(undefined);
@@ -235,6 +328,7 @@ export const window = {
   createQuickPick<T>() {
     const hide = new EventEmitter<void>();
     const accept = new EventEmitter<void>();
+    const changeValue = new EventEmitter<string>();
     const pick = {
       items: [] as T[],
       selectedItems: [] as T[],
@@ -245,6 +339,12 @@ export const window = {
       matchOnDescription: false,
       onDidHide: hide.event,
       onDidAccept: accept.event,
+      onDidChangeValue: changeValue.event,
+      /** Types `value` as a user would: sets it and fires onDidChangeValue. */
+      type(value: string) {
+        pick.value = value;
+        changeValue.fire(value);
+      },
       show() {},
       hide() {
         hide.fire();
@@ -269,6 +369,7 @@ export const window = {
     return task();
   },
   activeTextEditor: undefined as unknown,
+  onDidChangeActiveTextEditor: new EventEmitter<unknown>().event,
 };
 
 /** Settings the stub's getConfiguration returns, by full key (`distant.bridgePath`). */
@@ -284,6 +385,41 @@ export const workspace = {
   onDidOpenTextDocument: openDocument.event,
   onDidChangeConfiguration: configurationChanged.event,
   onDidGrantWorkspaceTrust: new EventEmitter<void>().event,
+  onDidChangeWorkspaceFolders: new EventEmitter<void>().event,
+  openTextDocument(uri: Uri) {
+    if (!recorded.openTextDocument) return Promise.reject(new Error("no documents in the stub"));
+    return recorded.openTextDocument(uri);
+  },
+  applyEdit(edit: WorkspaceEdit) {
+    return recorded.applyEdit ? recorded.applyEdit(edit) : Promise.resolve(false);
+  },
+  asRelativePath(uri: Uri | string) {
+    return typeof uri === "string" ? uri : uri.path;
+  },
+  registerTextDocumentContentProvider(
+    scheme: string,
+    provider: { provideTextDocumentContent(uri: Uri): unknown },
+  ) {
+    recorded.contentProviders.set(scheme, provider);
+    return new Disposable(() => recorded.contentProviders.delete(scheme));
+  },
+  createFileSystemWatcher(pattern: unknown) {
+    const change = new EventEmitter<Uri>();
+    const create = new EventEmitter<Uri>();
+    const del = new EventEmitter<Uri>();
+    const watcher = {
+      pattern,
+      onDidChange: change.event,
+      onDidCreate: create.event,
+      onDidDelete: del.event,
+      fire(kind: "change" | "create" | "delete", uri: Uri) {
+        (kind === "change" ? change : kind === "create" ? create : del).fire(uri);
+      },
+      dispose() {},
+    };
+    recorded.fileWatchers.push(watcher);
+    return watcher;
+  },
   isTrusted: true,
   getConfiguration(section: string) {
     return {
