@@ -242,6 +242,7 @@ macro_rules! msg_types {
             VersionInfo,
             ErrorKind,
             ErrorReply,
+            IndexQuery,
         )
     };
 }
