@@ -25,6 +25,7 @@ mod convert;
 pub mod destination;
 mod handlers;
 pub mod local;
+mod redact;
 pub mod ssh;
 mod ssh_args;
 mod streams;
