@@ -26,6 +26,7 @@ pub mod destination;
 mod handlers;
 mod index;
 pub mod local;
+mod redact;
 pub mod ssh;
 mod ssh_args;
 mod streams;

@@ -997,7 +997,7 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
                     format!(
                         "{shown}: the remote's answer to our sh probe is incomplete ({:?}); \
                          ssh said: {}",
-                        truncate(text.trim(), 300),
+                        truncate(&super::redact::redact_keys(text.trim()), 300),
                         non_empty(&log.text())
                     ),
                 )),
@@ -1027,7 +1027,8 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
     }
     settle(stderr_task).await;
     let stderr = log.text();
-    let printed = String::from_utf8_lossy(&printed).into_owned();
+    // Quoted below: never with a key in it (a greeting of another version).
+    let printed = super::redact::redact_keys(&String::from_utf8_lossy(&printed));
     let printed = printed.trim();
     if status.is_some_and(|s| s.code() == Some(255)) {
         return Err(ssh_failure(&shown, status, &stderr, "starting the proxy"));

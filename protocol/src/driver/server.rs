@@ -654,3 +654,56 @@ async fn encode_responses(mut responses: mpsc::Receiver<Response>, bytes_out: mp
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ip(last: u8) -> Option<IpAddr> {
+        Some(IpAddr::from([10, 0, 0, last]))
+    }
+
+    /// The pre-authentication pool: bounded, a source over its share loses
+    /// its own oldest, a full pool loses the oldest of the busiest source —
+    /// never a lone newcomer's slot.
+    #[test]
+    fn the_oldest_of_the_busiest_source_makes_room() {
+        let mut pool = PreAuth::default();
+        let mut evicted = Vec::new();
+        // One source fills its share of 3; the 4th evicts its own oldest.
+        for _ in 0..4 {
+            evicted.push(pool.admit(ip(1), 8, 3));
+        }
+        assert_eq!(pool.entries.len(), 3);
+        assert!(evicted[0].1.try_recv().is_err(), "the oldest was closed");
+        assert!(matches!(
+            evicted[1].1.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        // A legitimate client from another address, then the pool fills.
+        let (legit, mut legit_rx) = pool.admit(ip(9), 8, 3);
+        for last in 2..=3 {
+            for _ in 0..2 {
+                evicted.push(pool.admit(ip(last), 8, 3));
+            }
+        }
+        assert_eq!(pool.entries.len(), 8);
+        // Full: the busiest source (10.0.0.1, 3 slots) loses its oldest.
+        let (_, _rx) = pool.admit(ip(4), 8, 3);
+        assert_eq!(pool.entries.len(), 8);
+        assert!(evicted[1].1.try_recv().is_err());
+        assert!(pool.entries.contains_key(&legit));
+        assert!(matches!(
+            legit_rx.try_recv(),
+            Err(oneshot::error::TryRecvError::Empty)
+        ));
+        // Released slots are free again.
+        pool.release(legit);
+        assert_eq!(pool.entries.len(), 7);
+        // Unknown sources (Unix sockets) share one group and the global bound.
+        let mut pool = PreAuth::default();
+        let rxs: Vec<_> = (0..5).map(|_| pool.admit(None, 4, 1)).collect();
+        assert_eq!(pool.entries.len(), 4);
+        assert!(!pool.entries.contains_key(&rxs[0].0));
+    }
+}
