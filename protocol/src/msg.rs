@@ -314,7 +314,44 @@ pub enum Op {
     ProcKill { proc: u64, signal: Option<String> },
     /// → `Ok`; `Unsupported` for a process without a PTY.
     ProcResize { proc: u64, size: PtySize },
+
+    /// Opens a TCP connection from the server to `host:port` (default host
+    /// `127.0.0.1`) → `TcpConnected`, then `TcpData` / `TcpEof`, then a
+    /// terminal `TcpClosed`; a connection that cannot be made is a single
+    /// `Error` (`ConnectionRefused`, `Unreachable`, `Timeout`, `NotFound`).
+    /// The server sends at most `window` bytes of `TcpData` (default
+    /// [`TCP_DEFAULT_WINDOW`], clamped to
+    /// [`TCP_MIN_WINDOW`]..=[`TCP_MAX_WINDOW`]) that `TcpAck` has not
+    /// acknowledged; it stops reading the socket until then.
+    TcpConnect {
+        host: Option<String>,
+        port: u16,
+        #[serde(default)]
+        window: Option<u32>,
+        /// Connect timeout in milliseconds (default 10 000).
+        #[serde(default)]
+        timeout_ms: Option<u32>,
+    },
+    /// Writes `data` (at most [`MAX_CHUNK`]) to the connection → `Ok` once
+    /// it was written to the socket (writes happen in arrival order).
+    TcpSend { conn: u64, data: Bytes },
+    /// Half-closes: shuts the socket's write side down once everything sent
+    /// before was written → `Ok`. `TcpData` keeps coming.
+    TcpShutdown { conn: u64 },
+    /// The client consumed `bytes` more bytes of the connection's `TcpData`
+    /// (credit for the window) → `Ok`.
+    TcpAck { conn: u64, bytes: u64 },
+    /// Closes both directions now → `Ok`; the stream ends with `TcpClosed`.
+    TcpClose { conn: u64 },
 }
+
+/// Unacknowledged `TcpData` bytes a connection may have out when
+/// `TcpConnect.window` is not given.
+pub const TCP_DEFAULT_WINDOW: u32 = 1024 * 1024;
+/// Smallest `TcpConnect.window` the server honours.
+pub const TCP_MIN_WINDOW: u32 = 16 * 1024;
+/// Largest `TcpConnect.window` the server honours.
+pub const TCP_MAX_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Kind of entry on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -446,6 +483,10 @@ pub enum ErrorKind {
     /// A per-session limit (processes, watches, handles) was reached.
     LimitExceeded,
     Other,
+    /// A TCP connection was actively refused (nothing listens there).
+    ConnectionRefused,
+    /// The network or host cannot be reached.
+    Unreachable,
 }
 
 /// A failed operation: what kind, and a sentence a person can act on.
@@ -525,6 +566,28 @@ pub enum Reply {
         code: Option<i32>,
         signal: Option<String>,
     },
+
+    /// Opens a `TcpConnect` stream: the connection is made; `peer` is the
+    /// address it reached (`"127.0.0.1:8000"`).
+    TcpConnected {
+        conn: u64,
+        peer: String,
+    },
+    /// Bytes the remote service sent.
+    TcpData {
+        conn: u64,
+        data: Bytes,
+    },
+    /// The remote service closed its sending side (after every `TcpData`).
+    TcpEof {
+        conn: u64,
+    },
+    /// Ends a `TcpConnect` stream: both directions are closed. `error` says
+    /// why when it was not an orderly close (a reset, a failed write).
+    TcpClosed {
+        conn: u64,
+        error: Option<ErrorReply>,
+    },
 }
 
 impl Reply {
@@ -548,6 +611,9 @@ impl Reply {
                 | Reply::SearchResults { .. }
                 | Reply::ProcSpawned { .. }
                 | Reply::ProcOutput { .. }
+                | Reply::TcpConnected { .. }
+                | Reply::TcpData { .. }
+                | Reply::TcpEof { .. }
         )
     }
 }
@@ -566,6 +632,7 @@ pub const CAPABILITIES: &[&str] = &[
     "pty",
     "lsp",
     "system-info",
+    "tcp",
 ];
 
 #[cfg(test)]

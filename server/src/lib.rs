@@ -31,6 +31,7 @@ pub mod system;
 
 pub mod proc;
 pub mod search;
+pub mod tunnel;
 pub mod watch;
 
 pub use limits::Limits;

@@ -43,6 +43,8 @@ use crate::{system, Limits};
 
 use crate::{proc::Processes, search::Searches, watch::Watches};
 
+use crate::tunnel::Tunnels;
+
 /// Message given to the ops a sequential batch skipped.
 pub const SKIPPED: &str = "skipped: an earlier operation in this sequential batch failed";
 
@@ -71,6 +73,7 @@ struct State {
     processes: Processes,
     searches: Searches,
     watches: Watches,
+    tunnels: Tunnels,
 }
 
 /// Serves one session until `requests` closes, then cleans up.
@@ -86,6 +89,7 @@ pub async fn run_session(
         processes: Processes::new(limits.clone()),
         searches: Searches::new(limits.clone()),
         watches: Watches::new(limits.clone()),
+        tunnels: Tunnels::new(limits.clone()),
     });
     let mut tasks = JoinSet::new();
     while let Some(request) = requests.recv().await {
@@ -94,6 +98,7 @@ pub async fn run_session(
     }
     tracing::debug!("session ended; cleaning up");
     tasks.shutdown().await;
+    state.tunnels.shutdown_all();
     {
         state.processes.shutdown().await;
         state.watches.shutdown().await;
@@ -350,6 +355,51 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
             open_stream(state, origin, opener, release).await
         }
         Op::Unwatch { watch } => Admitted::Now(state.watches.unwatch(watch).await),
+
+        Op::TcpConnect {
+            host,
+            port,
+            window,
+            timeout_ms,
+        } => {
+            if batched {
+                return Admitted::Now(Reply::Error(in_batch("TcpConnect")));
+            }
+            // The stream's opener (`TcpConnected`) is sent by the connection
+            // itself once the connection is made.
+            let sink = ReplySink::released(state.outbox.clone(), origin);
+            match state.tunnels.connect(host, port, window, timeout_ms, sink) {
+                Ok(()) => Admitted::Answered,
+                Err(reply) => Admitted::Now(reply),
+            }
+        }
+        Op::TcpSend { conn, data } => tcp_written(state.tunnels.send(conn, data), conn),
+        Op::TcpShutdown { conn } => tcp_written(state.tunnels.shutdown(conn), conn),
+        Op::TcpAck { conn, bytes } => Admitted::Now(state.tunnels.ack(conn, bytes)),
+        Op::TcpClose { conn } => Admitted::Now(state.tunnels.close(conn)),
+    }
+}
+
+/// The reply of a queued TCP write: `Ok` once it reached the socket.
+fn tcp_written(
+    queued: Result<
+        tokio::sync::oneshot::Receiver<Result<(), distant_protocol::msg::ErrorReply>>,
+        Reply,
+    >,
+    conn: u64,
+) -> Admitted {
+    match queued {
+        Err(reply) => Admitted::Now(reply),
+        Ok(done) => Admitted::Later(Box::pin(async move {
+            match done.await {
+                Ok(Ok(())) => Reply::Ok,
+                Ok(Err(e)) => Reply::Error(e),
+                Err(_) => Reply::error(
+                    ErrorKind::Other,
+                    format!("TCP connection {conn} closed before the bytes were written"),
+                ),
+            }
+        })),
     }
 }
 

@@ -141,6 +141,7 @@ pub fn map_kind(kind: msg::ErrorKind) -> ErrorKind {
         msg::ErrorKind::Unsupported => ErrorKind::Unsupported,
         msg::ErrorKind::Timeout => ErrorKind::Timeout,
         msg::ErrorKind::LimitExceeded | msg::ErrorKind::Other => ErrorKind::Other,
+        msg::ErrorKind::ConnectionRefused | msg::ErrorKind::Unreachable => ErrorKind::Other,
     }
 }
 
