@@ -200,6 +200,10 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::ProcSpawned { .. } => "ProcSpawned",
         Reply::ProcOutput { .. } => "ProcOutput",
         Reply::ProcExit { .. } => "ProcExit",
+        Reply::TcpConnected { .. } => "TcpConnected",
+        Reply::TcpData { .. } => "TcpData",
+        Reply::TcpEof { .. } => "TcpEof",
+        Reply::TcpClosed { .. } => "TcpClosed",
     }
 }
 

@@ -42,6 +42,7 @@ const CAPABILITIES: &[&str] = &[
     "ssh",
     "shared-connections",
     "cancel",
+    "tunnel",
 ];
 
 fn t() -> bool {
@@ -723,7 +724,10 @@ pub(crate) async fn handle(
             }
         }
 
-        other => Err(RpcError::method_not_found(other)),
+        other => match super::tunnel::handle(api, peer, other, params).await {
+            Some(result) => result,
+            None => Err(RpcError::method_not_found(other)),
+        },
     }
 }
 

@@ -19,7 +19,8 @@
 //! the system ssh to `distant-server proxy`, probe and upload, redialling
 //! by re-running ssh), `convert` (params, encodings, error
 //! mapping), `handlers` (the methods), `streams` (stream opening and
-//! notification forwarding).
+//! notification forwarding), `tunnel` (port forwarding: `tunnel/*`, whose
+//! `tunnel/state` also goes to every peer).
 
 mod convert;
 pub mod destination;
@@ -27,6 +28,7 @@ mod handlers;
 pub mod local;
 pub mod ssh;
 mod streams;
+mod tunnel;
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -197,6 +199,8 @@ pub struct Api {
     writes: Mutex<HashMap<String, WriteEntry>>,
     /// Which live peers use each connection, and since when none has.
     usage: Mutex<HashMap<String, Usage>>,
+    /// Port forwards (`tunnel/open`).
+    tunnels: tunnel::Tunnels,
 }
 
 /// The peers that named a connection in a request and are still attached;
@@ -219,6 +223,7 @@ impl Api {
             streams: Mutex::new(HashMap::new()),
             writes: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
+            tunnels: tunnel::Tunnels::default(),
         })
     }
 
@@ -550,7 +555,9 @@ impl Api {
                 .keys()
                 .filter(|id| {
                     let u = usage.entry((*id).clone()).or_default();
-                    u.users.is_empty() && u.unused_since.get_or_insert(now).elapsed() >= linger
+                    u.users.is_empty()
+                        && u.unused_since.get_or_insert(now).elapsed() >= linger
+                        && !self.tunnels.keeps(id)
                 })
                 .cloned()
                 .collect()
@@ -564,6 +571,10 @@ impl Api {
 
     pub(crate) fn disconnect(&self, id: &str) -> Result<(), RpcError> {
         lock(&self.usage).remove(id);
+        let closed = self.tunnels.release_connection(id);
+        if let (false, Some(api)) = (closed.is_empty(), self.me.upgrade()) {
+            tokio::spawn(async move { api.tunnels_closed(closed, "disconnected").await });
+        }
         match lock(&self.connections).remove(id) {
             Some(c) => {
                 tracing::info!(connection = %id, destination = %c.target.display(), "disconnecting");
@@ -717,6 +728,9 @@ impl Api {
 
     /// Stops every stream a leaving peer started and aborts its writes.
     async fn release_peer(&self, peer: u64) {
+        let closed = self.tunnels.release_peer(peer);
+        self.tunnels_closed(closed, "the client that opened it left")
+            .await;
         let now = std::time::Instant::now();
         for u in lock(&self.usage).values_mut() {
             if u.users.remove(&peer) && u.users.is_empty() {
