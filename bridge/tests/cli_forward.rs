@@ -51,7 +51,9 @@ async fn forward_list_close_through_the_manager() {
     let (code, out, err) = run(&env, &["forward", &spec]).await;
     assert_eq!(code, 0, "{err}");
     assert!(
-        out.contains(&format!("forwarding 127.0.0.1:{local} -> localhost:{service_port}")),
+        out.contains(&format!(
+            "forwarding 127.0.0.1:{local} -> localhost:{service_port}"
+        )),
         "{out}"
     );
 

@@ -343,6 +343,15 @@ pub enum Op {
     TcpAck { conn: u64, bytes: u64 },
     /// Closes both directions now → `Ok`; the stream ends with `TcpClosed`.
     TcpClose { conn: u64 },
+    /// Reports TCP ports that processes of this session (or their
+    /// descendants) start listening on → `DetectingPorts`, then
+    /// `PortsListening` for each newly seen listener, for the rest of the
+    /// session. Looked for every `interval_ms` (default 1000, at least 200)
+    /// while the session has live processes. One per session.
+    DetectPorts {
+        #[serde(default)]
+        interval_ms: Option<u32>,
+    },
 }
 
 /// Unacknowledged `TcpData` bytes a connection may have out when
@@ -588,6 +597,25 @@ pub enum Reply {
         conn: u64,
         error: Option<ErrorReply>,
     },
+
+    /// Opens a `DetectPorts` stream.
+    DetectingPorts,
+    /// Listeners a process of the session started since the last report.
+    PortsListening {
+        ports: Vec<ListeningPort>,
+    },
+}
+
+/// A TCP listener found by `DetectPorts`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPort {
+    pub port: u16,
+    /// The address it is bound to (`"127.0.0.1"`, `"0.0.0.0"`, `"::"`).
+    pub addr: String,
+    /// The process holding the socket.
+    pub pid: u32,
+    /// Its command line, arguments joined by spaces (may be empty).
+    pub command: String,
 }
 
 impl Reply {
@@ -614,6 +642,8 @@ impl Reply {
                 | Reply::TcpConnected { .. }
                 | Reply::TcpData { .. }
                 | Reply::TcpEof { .. }
+                | Reply::DetectingPorts
+                | Reply::PortsListening { .. }
         )
     }
 }
@@ -633,6 +663,7 @@ pub const CAPABILITIES: &[&str] = &[
     "lsp",
     "system-info",
     "tcp",
+    "detect-ports",
 ];
 
 #[cfg(test)]

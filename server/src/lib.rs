@@ -29,6 +29,7 @@ pub mod session;
 mod sync;
 pub mod system;
 
+pub mod ports;
 pub mod proc;
 pub mod search;
 pub mod tunnel;

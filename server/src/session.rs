@@ -43,6 +43,7 @@ use crate::{system, Limits};
 
 use crate::{proc::Processes, search::Searches, watch::Watches};
 
+use crate::ports::PortDetector;
 use crate::tunnel::Tunnels;
 
 /// Message given to the ops a sequential batch skipped.
@@ -74,6 +75,7 @@ struct State {
     searches: Searches,
     watches: Watches,
     tunnels: Tunnels,
+    ports: PortDetector,
 }
 
 /// Serves one session until `requests` closes, then cleans up.
@@ -90,6 +92,7 @@ pub async fn run_session(
         searches: Searches::new(limits.clone()),
         watches: Watches::new(limits.clone()),
         tunnels: Tunnels::new(limits.clone()),
+        ports: PortDetector::default(),
     });
     let mut tasks = JoinSet::new();
     while let Some(request) = requests.recv().await {
@@ -99,6 +102,7 @@ pub async fn run_session(
     tracing::debug!("session ended; cleaning up");
     tasks.shutdown().await;
     state.tunnels.shutdown_all();
+    state.ports.shutdown();
     {
         state.processes.shutdown().await;
         state.watches.shutdown().await;
@@ -377,6 +381,19 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
         Op::TcpShutdown { conn } => tcp_written(state.tunnels.shutdown(conn), conn),
         Op::TcpAck { conn, bytes } => Admitted::Now(state.tunnels.ack(conn, bytes)),
         Op::TcpClose { conn } => Admitted::Now(state.tunnels.close(conn)),
+        Op::DetectPorts { interval_ms } => {
+            if batched {
+                return Admitted::Now(Reply::Error(in_batch("DetectPorts")));
+            }
+            let sink = ReplySink::released(state.outbox.clone(), origin);
+            match state
+                .ports
+                .start(interval_ms, state.processes.live_pids(), sink)
+            {
+                Ok(()) => Admitted::Answered,
+                Err(reply) => Admitted::Now(reply),
+            }
+        }
     }
 }
 

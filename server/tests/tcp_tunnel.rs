@@ -317,3 +317,79 @@ async fn the_session_ending_closes_its_connections() {
         .unwrap_or(0);
     assert_eq!(n, 0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn ports_opened_by_session_processes_are_detected() {
+    let mut c = Client::start();
+    let detect = c
+        .send(Op::DetectPorts {
+            interval_ms: Some(200),
+        })
+        .await;
+    assert_eq!(c.reply_for(detect).await, Reply::DetectingPorts);
+    // One stream per session.
+    let r = c.call(Op::DetectPorts { interval_ms: None }).await;
+    assert_eq!(err_kind(&r), ErrorKind::AlreadyExists);
+
+    // A listener that is not the session's is never reported.
+    let (_other, other_port) = listener().await;
+    // A web server started by a shell: a descendant, not the spawned pid.
+    let spawn = c
+        .send(Op::ProcSpawn {
+            cmd: vec![
+                "sh".into(),
+                "-c".into(),
+                "python3 -u -m http.server --bind 127.0.0.1 0; true".into(),
+            ],
+            cwd: None,
+            env: Default::default(),
+            pty: None,
+            framing: Default::default(),
+        })
+        .await;
+    let (proc, sh_pid) = match c.reply_for(spawn).await {
+        Reply::ProcSpawned { proc, pid } => (proc, pid),
+        other => panic!("{other:?}"),
+    };
+    // Its announced port.
+    let mut said = String::new();
+    let port: u16 = loop {
+        match c.reply_for(spawn).await {
+            Reply::ProcOutput { data, .. } => {
+                said.push_str(&String::from_utf8_lossy(&data));
+                if let Some(p) = said
+                    .split_whitespace()
+                    .skip_while(|w| *w != "port")
+                    .nth(1)
+                    .and_then(|p| p.parse().ok())
+                {
+                    break p;
+                }
+            }
+            other => panic!("{other:?} (output so far: {said:?})"),
+        }
+    };
+    let found = loop {
+        match c.reply_for(detect).await {
+            Reply::PortsListening { ports } => {
+                assert!(ports.iter().all(|p| p.port != other_port), "{ports:?}");
+                if let Some(p) = ports.into_iter().find(|p| p.port == port) {
+                    break p;
+                }
+            }
+            other => panic!("{other:?}"),
+        }
+    };
+    assert_eq!(found.addr, "127.0.0.1");
+    assert_ne!(found.pid, sh_pid, "the listener is the shell's child");
+    assert!(found.command.contains("http.server"), "{found:?}");
+    assert_eq!(
+        c.call(Op::ProcKill {
+            proc,
+            signal: Some("KILL".into())
+        })
+        .await,
+        Reply::Ok
+    );
+    c.close().await;
+}

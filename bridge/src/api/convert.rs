@@ -204,6 +204,8 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::TcpData { .. } => "TcpData",
         Reply::TcpEof { .. } => "TcpEof",
         Reply::TcpClosed { .. } => "TcpClosed",
+        Reply::DetectingPorts => "DetectingPorts",
+        Reply::PortsListening { .. } => "PortsListening",
     }
 }
 
