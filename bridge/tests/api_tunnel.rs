@@ -512,3 +512,39 @@ async fn bad_parameters_and_limits_are_refused_clearly() {
     assert!(e.message.contains("64 tunnels"), "{}", e.message);
     assert_eq!(tunnels(&p, &conn).await.len(), 64);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_server_started_by_proc_spawn_is_detected_and_forwarded() {
+    let dir = TempDir::new("tunnel-detect");
+    std::fs::write(dir.path().join("index.html"), "detected!").unwrap();
+    let api = new_api();
+    let p = peer(&api);
+    let mut other = peer(&api);
+    let conn = p.connect_local().await;
+    let spawned = p
+        .call(
+            "proc/spawn",
+            json!({"connection": conn, "cwd": dir.path(),
+                   "cmd": ["python3", "-u", "-m", "http.server", "--bind", "127.0.0.1", "0"]}),
+        )
+        .await;
+    let proc = spawned["proc"].as_str().unwrap().to_string();
+    let pid = spawned["pid"].as_u64().unwrap();
+    // Every peer hears of it, with the process that listens.
+    let detected = other.note("tunnel/detected", |n| n["pid"] == pid).await;
+    assert_eq!(detected["connection"], conn.as_str());
+    assert!(
+        detected["command"]
+            .as_str()
+            .unwrap()
+            .contains("http.server"),
+        "{detected}"
+    );
+    let port = detected["port"].as_u64().unwrap() as u16;
+    let (_, local) = open(&p, &conn, port, json!({})).await;
+    let (code, body) = curl(&format!("http://127.0.0.1:{local}/index.html")).await;
+    assert_eq!(code, "200");
+    assert_eq!(body, b"detected!");
+    p.call("proc/kill", json!({"connection": conn, "proc": proc}))
+        .await;
+}

@@ -518,6 +518,9 @@ impl Api {
         });
         // A lost or closed connection to the same destination is replaced.
         lock(&self.connections).retain(|_, c| !(c.target == connection.target));
+        if let Some(api) = self.me.upgrade() {
+            tunnel::start_detection(&api, &connection);
+        }
         lock(&self.connections).insert(id.clone(), connection);
         tracing::info!(
             connection = %id,

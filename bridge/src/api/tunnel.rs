@@ -175,6 +175,45 @@ impl Api {
     }
 }
 
+/// Starts port detection on a new connection whose server offers it:
+/// every listener a process of the session opens is told to every peer as
+/// `tunnel/detected`. Holds no strong reference to the connection, so it
+/// ends with the session.
+pub(crate) fn start_detection(api: &Arc<Api>, conn: &Arc<Connection>) {
+    let offers = conn.server["capabilities"]
+        .as_array()
+        .is_some_and(|c| c.iter().any(|c| c == "detect-ports"));
+    if !offers {
+        return;
+    }
+    let api = Arc::downgrade(api);
+    let weak = Arc::downgrade(conn);
+    let id = conn.id.clone();
+    tokio::spawn(async move {
+        let stream = match weak.upgrade() {
+            Some(conn) => conn.rpc.stream(Op::DetectPorts { interval_ms: None }).await,
+            None => return,
+        };
+        let Ok(mut stream) = stream else { return };
+        while let Some(Ok(reply)) = stream.recv().await {
+            let Reply::PortsListening { ports } = reply else {
+                continue;
+            };
+            let Some(api) = api.upgrade() else { return };
+            for p in ports {
+                tracing::info!(connection = %id, port = p.port, pid = p.pid, "a remote process listens on a new port");
+                let mut params =
+                    json!({"connection": id, "port": p.port, "pid": p.pid, "address": p.addr});
+                if !p.command.is_empty() {
+                    params["command"] = p.command.into();
+                }
+                api.broadcast(jsonrpc::notification("tunnel/detected", Some(&params)))
+                    .await;
+            }
+        }
+    });
+}
+
 /// Runs the tunnel methods; `None` when `method` is not one of them.
 pub(crate) async fn handle(
     api: &Arc<Api>,
