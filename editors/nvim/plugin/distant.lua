@@ -119,3 +119,16 @@ end, { nargs = "*", desc = "distant: remote shell (or CMD) in a terminal buffer"
 command("DistantSpawn", function(args)
   require("distant.shell").spawn(args.args)
 end, { nargs = "+", desc = "distant: run CMD remotely, output in a scratch buffer" })
+
+command("DistantForward", function(args)
+  require("distant.forward").open(args.args)
+end, { nargs = 1, desc = "distant: forward a local port to a remote one: [LOCAL:][HOST:]PORT" })
+
+command("DistantForwards", function()
+  local forward = require("distant.forward")
+  vim.api.nvim_echo({ { table.concat(forward.format(forward.list()), "\n") } }, false, {})
+end, { nargs = 0, desc = "distant: list the port forwards" })
+
+command("DistantForwardClose", function(args)
+  require("distant.forward").close(args.args)
+end, { nargs = 1, desc = "distant: close the forward on local port LOCAL" })

@@ -36,6 +36,11 @@ M.defaults = {
   -- :DistantSearch stops after this many matches (the quickfix list says
   -- "truncated"), so a pattern that matches everything cannot fill memory.
   search_max_results = 10000,
+  -- When a remote process of the connection starts listening on a TCP
+  -- port: "notify" (say so, with the :DistantForward command to run),
+  -- "forward" (forward it at once, on the same local port when free), or
+  -- false (ignore it).
+  detected_ports = "notify",
   -- Keys in directory buffers; set one to false to leave it unmapped.
   keymaps = {
     open = "<CR>",
@@ -71,6 +76,9 @@ function M.set(opts)
   expect("watch", opts.watch, "boolean", true)
   expect("keymaps", opts.keymaps, "table", true)
   expect("connect_options", opts.connect_options, "table", true)
+  if opts.detected_ports ~= nil and not vim.tbl_contains({ "notify", "forward", false }, opts.detected_ports) then
+    error('distant.setup: `detected_ports` must be "notify", "forward" or false', 2)
+  end
   for name, server in pairs(opts.servers or {}) do
     expect("servers." .. name .. ".cmd", server.cmd, "table")
     expect("servers." .. name .. ".filetypes", server.filetypes, "table")
