@@ -8,6 +8,7 @@ import { registerCommands } from "./commands";
 import { ConnectionInfo, Connections } from "./connections";
 import { SCHEME } from "./destinations";
 import { DistantFileSystemProvider } from "./fileSystemProvider";
+import { PortForwards, registerForwardCommands } from "./forwards";
 import { LanguageClients } from "./languageClients";
 import { RemoteSearch } from "./search";
 import * as settings from "./settings";
@@ -39,6 +40,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   const statusBar = new StatusBar(connections);
   const search = new RemoteSearch(connections);
   const terminals = procRouter(connections);
+  const forwards = new PortForwards(connections, settings.detectedPorts);
   languageClients = new LanguageClients(connections, {
     bridgeCommand: settings.bridgeCommand,
     bridgeGlobalArgs: settings.bridgeGlobalArgs,
@@ -75,6 +77,8 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
       output,
     }),
     watchFailures(connections),
+    ...registerForwardCommands(forwards, connections),
+    forwards,
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("distant.bridgePath") || e.affectsConfiguration("distant.useManager")) {
         log(`settings changed: restarting the bridge as ${settings.bridgeCommand()}`);

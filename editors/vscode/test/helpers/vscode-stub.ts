@@ -170,6 +170,10 @@ export const recorded = {
   /** Called with each new quick pick (tests act on it before the caller goes on). */
   onQuickPick: undefined as ((pick: any) => void) | undefined,
   shownDocuments: [] as { uri: unknown; options: unknown }[],
+  /** URIs given to env.openExternal. */
+  openedExternal: [] as string[],
+  /** Picks the button of an information message (default: none). */
+  infoChoice: undefined as ((message: string, items: string[]) => string | undefined) | undefined,
 };
 
 export class StubStatusBarItem {
@@ -222,9 +226,9 @@ export const window = {
     recorded.errorMessages.push(message);
     return Promise.resolve(undefined);
   },
-  showInformationMessage(message: string, ..._items: string[]) {
+  showInformationMessage(message: string, ...items: string[]) {
     recorded.infoMessages.push(message);
-    return Promise.resolve(undefined);
+    return Promise.resolve(recorded.infoChoice?.(message, items));
   },
   showInputBox() {
     return Promise.resolve(undefined);
@@ -301,6 +305,13 @@ export const workspace = {
   },
   registerFileSystemProvider() {
     return new Disposable(() => undefined);
+  },
+};
+
+export const env = {
+  openExternal(uri: Uri) {
+    recorded.openedExternal.push(uri.toString());
+    return Promise.resolve(true);
   },
 };
 
