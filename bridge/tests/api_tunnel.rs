@@ -548,3 +548,42 @@ async fn a_server_started_by_proc_spawn_is_detected_and_forwarded() {
     p.call("proc/kill", json!({"connection": conn, "proc": proc}))
         .await;
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_reset_after_the_remote_half_closed_ends_the_local_connection() {
+    let service = TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let service_port = service.local_addr().unwrap().port();
+    tokio::spawn(async move {
+        let (s, _) = service.accept().await.unwrap();
+        let (mut r, mut w) = s.into_split();
+        w.write_all(b"bye").await.unwrap();
+        w.shutdown().await.unwrap();
+        let mut b = [0u8; 4];
+        r.read_exact(&mut b).await.unwrap();
+        let s = r.reunite(w).unwrap();
+        // A zero linger makes the close a reset (deprecated only for blocking drops).
+        #[allow(deprecated)]
+        s.set_linger(Some(Duration::ZERO)).unwrap();
+        drop(s);
+    });
+    let api = new_api();
+    let p = peer(&api);
+    let conn = p.connect_local().await;
+    let (_, port) = open(&p, &conn, service_port, json!({})).await;
+    let mut s = TcpStream::connect(("127.0.0.1", port)).await.unwrap();
+    let mut got = Vec::new();
+    s.read_to_end(&mut got).await.unwrap();
+    assert_eq!(got, b"bye");
+    // Still sending (half-open) when the service resets.
+    s.write_all(b"more").await.unwrap();
+    let deadline = tokio::time::Instant::now() + WAIT;
+    loop {
+        let t = &tunnels(&p, &conn).await[0];
+        if t["connections"] == 0 {
+            assert!(t["lastError"].is_string(), "{t}");
+            break;
+        }
+        assert!(tokio::time::Instant::now() < deadline, "still open: {t}");
+        tokio::task::yield_now().await;
+    }
+}

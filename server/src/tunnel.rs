@@ -26,7 +26,7 @@ use bytes::{Bytes, BytesMut};
 use distant_protocol::msg::{
     ErrorKind, ErrorReply, Reply, MAX_CHUNK, TCP_DEFAULT_WINDOW, TCP_MAX_WINDOW, TCP_MIN_WINDOW,
 };
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::io::{AsyncReadExt, AsyncWriteExt, Interest};
 use tokio::net::tcp::{OwnedReadHalf, OwnedWriteHalf};
 use tokio::net::TcpStream;
 use tokio::sync::{mpsc, oneshot, watch};
@@ -319,8 +319,12 @@ impl Conn {
         tracing::debug!(conn = self.id, %peer, "TCP connection open");
         let (rd, wr) = stream.into_split();
         let id = self.id;
+        let (write_done, write_done_rx) = watch::channel(false);
         let both = async {
-            tokio::try_join!(self.read_side(rd), write_side(id, wr, writes, &self.queued))
+            tokio::try_join!(
+                self.read_side(rd, write_done_rx),
+                write_side(id, wr, writes, &self.queued, write_done)
+            )
         };
         let error = tokio::select! {
             r = both => r.err(),
@@ -330,8 +334,14 @@ impl Conn {
         Some(Reply::TcpClosed { conn: id, error })
     }
 
-    /// Reads the socket within the window and sends `TcpData`, then `TcpEof`.
-    async fn read_side(&self, mut rd: OwnedReadHalf) -> Result<(), ErrorReply> {
+    /// Reads the socket within the window and sends `TcpData`, then `TcpEof`;
+    /// after that, until our side is shut too, watches for a reset (which a
+    /// half-open connection only shows as a socket error).
+    async fn read_side(
+        &self,
+        mut rd: OwnedReadHalf,
+        mut write_done: watch::Receiver<bool>,
+    ) -> Result<(), ErrorReply> {
         let mut acked = self.acked.clone();
         let mut buf = BytesMut::new();
         loop {
@@ -354,7 +364,24 @@ impl Conn {
             };
             if n == 0 {
                 self.sink.send(Reply::TcpEof { conn: self.id }).await;
-                return Ok(());
+                return tokio::select! {
+                    _ = write_done.wait_for(|d| *d) => Ok(()),
+                    _ = rd.ready(Interest::ERROR) => {
+                        let e = rd
+                            .as_ref()
+                            .take_error()
+                            .ok()
+                            .flatten()
+                            .unwrap_or_else(|| std::io::ErrorKind::ConnectionReset.into());
+                        Err(ErrorReply {
+                            kind: ErrorKind::Other,
+                            message: format!(
+                                "TCP connection {} failed after the service's half-close: {e}",
+                                self.id
+                            ),
+                        })
+                    }
+                };
             }
             self.sent.fetch_add(n as u64, Ordering::SeqCst);
             let data = buf.split().freeze();
@@ -379,6 +406,7 @@ async fn write_side(
     mut wr: OwnedWriteHalf,
     mut writes: mpsc::UnboundedReceiver<WriteCmd>,
     queued: &AtomicUsize,
+    done: watch::Sender<bool>,
 ) -> Result<(), ErrorReply> {
     while let Some(cmd) = writes.recv().await {
         match cmd {
@@ -397,12 +425,15 @@ async fn write_side(
                     }
                 }
             }
-            WriteCmd::Shutdown(done) => {
+            WriteCmd::Shutdown(done_reply) => {
                 let result = wr
                     .shutdown()
                     .await
                     .map_err(|e| io_error(id, "shutting down", &e));
-                let _ = done.send(result.clone());
+                let _ = done_reply.send(result.clone());
+                if result.is_ok() {
+                    done.send_replace(true);
+                }
                 return result;
             }
         }

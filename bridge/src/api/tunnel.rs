@@ -27,7 +27,7 @@ use std::sync::{Arc, Mutex, Weak};
 
 use bytes::{Bytes, BytesMut};
 use distant_protocol::driver::rpc::{PendingCall, ReplyStream};
-use distant_protocol::msg::{Op, Reply, TCP_DEFAULT_WINDOW};
+use distant_protocol::msg::{Op, Reply, TCP_DEFAULT_WINDOW, TCP_MAX_WINDOW};
 use serde::Deserialize;
 use serde_json::{json, Value};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -491,7 +491,15 @@ async fn carry(
         let ended = loop {
             match stream.recv().await {
                 Some(Ok(Reply::TcpData { data, .. })) => {
-                    drainer.update(|p| p.buf.extend_from_slice(&data));
+                    let mut over = false;
+                    drainer.update(|p| {
+                        p.buf.extend_from_slice(&data);
+                        over = p.buf.len() > TCP_MAX_WINDOW as usize;
+                    });
+                    if over {
+                        // The server ignores the window it was given.
+                        break Some("the server sent more than its window allows".to_string());
+                    }
                 }
                 Some(Ok(Reply::TcpEof { .. })) => drainer.update(|p| p.eof = true),
                 Some(Ok(Reply::TcpClosed { error, .. })) => break error.map(|e| e.message),
@@ -541,7 +549,7 @@ async fn open_remote(conn: &Connection, op: Op) -> Result<(ReplyStream, u64), St
 }
 
 /// remote → local: writes the pipe to the socket and acknowledges it;
-/// half-closes the socket at the remote's EOF.
+/// half-closes the socket at the remote's EOF; ends with the remote stream.
 async fn down(
     rpc: &distant_protocol::driver::rpc::RpcClient,
     id: u64,
@@ -574,12 +582,14 @@ async fn down(
             let _ = wr.shutdown().await;
             shut = true;
         }
+        // After the half-close this keeps waiting for the stream's end, so
+        // a connection that fails later (a reset while the local side still
+        // sends) ends the local one too.
         match ended {
             // Closed in order after both sides were shut: done.
             Some(None) if shut => return Ok(()),
             Some(None) => return Err("the remote service closed the connection".to_string()),
             Some(Some(e)) => return Err(e),
-            None if shut => return Ok(()),
             None => {}
         }
         notified.await;
