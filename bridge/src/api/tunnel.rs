@@ -442,7 +442,9 @@ struct Pipe {
 
 #[derive(Default)]
 struct PipeInner {
-    buf: BytesMut,
+    /// Chunks as they came (no copy), and their total size.
+    chunks: std::collections::VecDeque<Bytes>,
+    len: usize,
     eof: bool,
     /// The remote stream ended: `Some(None)` orderly, `Some(Some(e))` not.
     ended: Option<Option<String>>,
@@ -493,8 +495,9 @@ async fn carry(
                 Some(Ok(Reply::TcpData { data, .. })) => {
                     let mut over = false;
                     drainer.update(|p| {
-                        p.buf.extend_from_slice(&data);
-                        over = p.buf.len() > TCP_MAX_WINDOW as usize;
+                        p.len += data.len();
+                        p.chunks.push_back(data);
+                        over = p.len > TCP_MAX_WINDOW as usize;
                     });
                     if over {
                         // The server ignores the window it was given.
@@ -561,15 +564,19 @@ async fn down(
     let mut shut = false;
     loop {
         let notified = pipe.ready.notified();
-        let (chunk, eof, ended) = {
+        let (chunks, eof, ended) = {
             let mut p = lock(&pipe.inner);
-            (p.buf.split().freeze(), p.eof, p.ended.clone())
+            p.len = 0;
+            (std::mem::take(&mut p.chunks), p.eof, p.ended.clone())
         };
-        if !chunk.is_empty() {
-            wr.write_all(&chunk)
-                .await
-                .map_err(|e| format!("writing to the local client failed: {e}"))?;
-            let n = chunk.len() as u64;
+        if !chunks.is_empty() {
+            let mut n = 0u64;
+            for chunk in chunks {
+                wr.write_all(&chunk)
+                    .await
+                    .map_err(|e| format!("writing to the local client failed: {e}"))?;
+                n += chunk.len() as u64;
+            }
             stats.bytes_in.fetch_add(n, Ordering::Relaxed);
             unacked += n;
             if unacked >= ACK_EVERY {
