@@ -1,5 +1,5 @@
 //! The human CLI verbs (`connect`, `fs read|write|ls`, `spawn`, `shell`,
-//! `status`): bridge API calls made with a [`JsonRpcClient`] over the
+//! `status`; `forward` in [`forward`]): bridge API calls made with a [`JsonRpcClient`] over the
 //! manager's socket (started on demand), or over an in-process [`Api`] with
 //! `--no-manager` (then a connection lives only as long as the command).
 //!
@@ -13,6 +13,8 @@
 //! `fs read` reads the file range by range (`fs/read` with `offset` and
 //! `length`, a few ranges in flight), so a 1 GiB file passes through in
 //! bounded memory.
+
+pub mod forward;
 
 use std::io::IsTerminal;
 use std::path::PathBuf;

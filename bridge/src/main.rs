@@ -123,6 +123,19 @@ enum Command {
     },
     /// The manager and every connection with its state.
     Status,
+    /// Forward a local port to a port the remote can reach (like `ssh -L`):
+    /// `forward 8000`, `forward 9000:localhost:8000`; `--list`, `--close PORT`.
+    Forward {
+        /// PORT, LOCAL:REMOTE_PORT or LOCAL:HOST:REMOTE_PORT (LOCAL 0 = any free port).
+        #[arg(value_name = "SPEC", required_unless_present_any = ["list", "close"])]
+        spec: Option<String>,
+        /// List the forwards of the connection.
+        #[arg(long, conflicts_with_all = ["spec", "close"])]
+        list: bool,
+        /// Close the forward listening on this local port.
+        #[arg(long, value_name = "LOCAL_PORT", conflicts_with = "spec")]
+        close: Option<u16>,
+    },
     /// A narrated session against a local server, each step timed.
     Demo,
 }
@@ -253,6 +266,21 @@ fn run(args: Args) -> Result<u8, CliError> {
         }
         Command::Status => {
             block_on(cli::status(&options))??;
+            Ok(0)
+        }
+        Command::Forward { spec, list, close } => {
+            use cli::forward::{self, Action};
+            let action = match (spec, list, close) {
+                (_, true, _) => Action::List,
+                (_, _, Some(port)) => Action::Close(port),
+                (Some(spec), ..) => Action::Open(forward::parse_spec(&spec)?),
+                (None, ..) => {
+                    return Err(CliError::new(
+                        "forward: give a SPEC, --list or --close PORT",
+                    ))
+                }
+            };
+            block_on(forward::run(&options, action))??;
             Ok(0)
         }
     }

@@ -329,6 +329,43 @@ pub enum Op {
     Index { query: IndexQuery },
     /// → `Ok`; the index then ends with `IndexDone`.
     CancelIndex { index: u64 },
+    /// Opens a TCP connection from the server to `host:port` (default host
+    /// `127.0.0.1`) → `TcpConnected`, then `TcpData` / `TcpEof`, then a
+    /// terminal `TcpClosed`; a connection that cannot be made is a single
+    /// `Error` (`ConnectionRefused`, `Unreachable`, `Timeout`, `NotFound`).
+    /// The server sends at most `window` bytes of `TcpData` (default
+    /// [`TCP_DEFAULT_WINDOW`], clamped to
+    /// [`TCP_MIN_WINDOW`]..=[`TCP_MAX_WINDOW`]) that `TcpAck` has not
+    /// acknowledged; it stops reading the socket until then.
+    TcpConnect {
+        host: Option<String>,
+        port: u16,
+        #[serde(default)]
+        window: Option<u32>,
+        /// Connect timeout in milliseconds (default 10 000).
+        #[serde(default)]
+        timeout_ms: Option<u32>,
+    },
+    /// Writes `data` (at most [`MAX_CHUNK`]) to the connection → `Ok` once
+    /// it was written to the socket (writes happen in arrival order).
+    TcpSend { conn: u64, data: Bytes },
+    /// Half-closes: shuts the socket's write side down once everything sent
+    /// before was written → `Ok`. `TcpData` keeps coming.
+    TcpShutdown { conn: u64 },
+    /// The client consumed `bytes` more bytes of the connection's `TcpData`
+    /// (credit for the window) → `Ok`.
+    TcpAck { conn: u64, bytes: u64 },
+    /// Closes both directions now → `Ok`; the stream ends with `TcpClosed`.
+    TcpClose { conn: u64 },
+    /// Reports TCP ports that processes of this session (or their
+    /// descendants) start listening on → `DetectingPorts`, then
+    /// `PortsListening` for each newly seen listener, for the rest of the
+    /// session. Looked for every `interval_ms` (default 1000, at least 200)
+    /// while the session has live processes. One per session.
+    DetectPorts {
+        #[serde(default)]
+        interval_ms: Option<u32>,
+    },
 }
 
 /// What `Index` lists: the files (and symlinks, not followed) under `root`,
@@ -353,6 +390,14 @@ pub struct IndexQuery {
     #[serde(default)]
     pub only: Vec<String>,
 }
+
+/// Unacknowledged `TcpData` bytes a connection may have out when
+/// `TcpConnect.window` is not given.
+pub const TCP_DEFAULT_WINDOW: u32 = 1024 * 1024;
+/// Smallest `TcpConnect.window` the server honours.
+pub const TCP_MIN_WINDOW: u32 = 16 * 1024;
+/// Largest `TcpConnect.window` the server honours.
+pub const TCP_MAX_WINDOW: u32 = 16 * 1024 * 1024;
 
 /// Kind of entry on disk.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
@@ -484,6 +529,10 @@ pub enum ErrorKind {
     /// A per-session limit (processes, watches, handles) was reached.
     LimitExceeded,
     Other,
+    /// A TCP connection was actively refused (nothing listens there).
+    ConnectionRefused,
+    /// The network or host cannot be reached.
+    Unreachable,
 }
 
 /// A failed operation: what kind, and a sentence a person can act on.
@@ -582,6 +631,46 @@ pub enum Reply {
         cancelled: bool,
         error: Option<String>,
     },
+    /// Opens a `TcpConnect` stream: the connection is made; `peer` is the
+    /// address it reached (`"127.0.0.1:8000"`).
+    TcpConnected {
+        conn: u64,
+        peer: String,
+    },
+    /// Bytes the remote service sent.
+    TcpData {
+        conn: u64,
+        data: Bytes,
+    },
+    /// The remote service closed its sending side (after every `TcpData`).
+    TcpEof {
+        conn: u64,
+    },
+    /// Ends a `TcpConnect` stream: both directions are closed. `error` says
+    /// why when it was not an orderly close (a reset, a failed write).
+    TcpClosed {
+        conn: u64,
+        error: Option<ErrorReply>,
+    },
+
+    /// Opens a `DetectPorts` stream.
+    DetectingPorts,
+    /// Listeners a process of the session started since the last report.
+    PortsListening {
+        ports: Vec<ListeningPort>,
+    },
+}
+
+/// A TCP listener found by `DetectPorts`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ListeningPort {
+    pub port: u16,
+    /// The address it is bound to (`"127.0.0.1"`, `"0.0.0.0"`, `"::"`).
+    pub addr: String,
+    /// The process holding the socket.
+    pub pid: u32,
+    /// Its command line, arguments joined by spaces (may be empty).
+    pub command: String,
 }
 
 impl Reply {
@@ -607,6 +696,11 @@ impl Reply {
                 | Reply::ProcOutput { .. }
                 | Reply::IndexStarted { .. }
                 | Reply::IndexPaths { .. }
+                | Reply::TcpConnected { .. }
+                | Reply::TcpData { .. }
+                | Reply::TcpEof { .. }
+                | Reply::DetectingPorts
+                | Reply::PortsListening { .. }
         )
     }
 }
@@ -626,6 +720,8 @@ pub const CAPABILITIES: &[&str] = &[
     "lsp",
     "system-info",
     "index",
+    "tcp",
+    "detect-ports",
 ];
 
 #[cfg(test)]

@@ -30,8 +30,10 @@ pub mod session;
 mod sync;
 pub mod system;
 
+pub mod ports;
 pub mod proc;
 pub mod search;
+pub mod tunnel;
 pub mod watch;
 
 pub mod index;

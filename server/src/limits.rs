@@ -1,7 +1,8 @@
 //! Per-session resource limits.
 //!
 //! Owns [`Limits`], the caps every session handler enforces (processes,
-//! watches, searches, pending chunked writes, buffered stdin). Hitting one
+//! watches, searches, pending chunked writes, buffered stdin, TCP
+//! connections and the bytes queued for them). Hitting one
 //! is answered with `ErrorKind::LimitExceeded`, never by dropping work.
 
 /// Largest offset + length a chunked write may reach (1 TiB): anything past
@@ -21,6 +22,10 @@ pub struct Limits {
     pub max_write_handles: usize,
     /// Bytes of stdin buffered for one process before `ProcStdin` is refused.
     pub max_stdin_buffer: usize,
+    /// Open TCP connections (port forwarding).
+    pub max_tcp_connections: usize,
+    /// Bytes queued for one TCP connection's socket before `TcpSend` is refused.
+    pub max_tcp_send_buffer: usize,
 }
 
 impl Default for Limits {
@@ -31,6 +36,8 @@ impl Default for Limits {
             max_searches: 16,
             max_write_handles: 64,
             max_stdin_buffer: 4 * 1024 * 1024,
+            max_tcp_connections: 1024,
+            max_tcp_send_buffer: 4 * 1024 * 1024,
         }
     }
 }

@@ -43,6 +43,9 @@ use crate::{system, Limits};
 
 use crate::{index::Indexes, proc::Processes, search::Searches, watch::Watches};
 
+use crate::ports::PortDetector;
+use crate::tunnel::Tunnels;
+
 /// Message given to the ops a sequential batch skipped.
 pub const SKIPPED: &str = "skipped: an earlier operation in this sequential batch failed";
 
@@ -72,6 +75,8 @@ struct State {
     searches: Searches,
     watches: Watches,
     indexes: Indexes,
+    tunnels: Tunnels,
+    ports: PortDetector,
 }
 
 /// Serves one session until `requests` closes, then cleans up.
@@ -88,6 +93,8 @@ pub async fn run_session(
         searches: Searches::new(limits.clone()),
         watches: Watches::new(limits.clone()),
         indexes: Indexes::new(limits.clone()),
+        tunnels: Tunnels::new(limits.clone()),
+        ports: PortDetector::default(),
     });
     let mut tasks = JoinSet::new();
     while let Some(request) = requests.recv().await {
@@ -96,6 +103,8 @@ pub async fn run_session(
     }
     tracing::debug!("session ended; cleaning up");
     tasks.shutdown().await;
+    state.tunnels.shutdown_all();
+    state.ports.shutdown();
     {
         state.processes.shutdown().await;
         state.watches.shutdown().await;
@@ -362,6 +371,64 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
             open_stream(state, origin, opener, release).await
         }
         Op::CancelIndex { index } => Admitted::Now(state.indexes.cancel(index).await),
+
+        Op::TcpConnect {
+            host,
+            port,
+            window,
+            timeout_ms,
+        } => {
+            if batched {
+                return Admitted::Now(Reply::Error(in_batch("TcpConnect")));
+            }
+            // The stream's opener (`TcpConnected`) is sent by the connection
+            // itself once the connection is made.
+            let sink = ReplySink::released(state.outbox.clone(), origin);
+            match state.tunnels.connect(host, port, window, timeout_ms, sink) {
+                Ok(()) => Admitted::Answered,
+                Err(reply) => Admitted::Now(reply),
+            }
+        }
+        Op::TcpSend { conn, data } => tcp_written(state.tunnels.send(conn, data), conn),
+        Op::TcpShutdown { conn } => tcp_written(state.tunnels.shutdown(conn), conn),
+        Op::TcpAck { conn, bytes } => Admitted::Now(state.tunnels.ack(conn, bytes)),
+        Op::TcpClose { conn } => Admitted::Now(state.tunnels.close(conn)),
+        Op::DetectPorts { interval_ms } => {
+            if batched {
+                return Admitted::Now(Reply::Error(in_batch("DetectPorts")));
+            }
+            let sink = ReplySink::released(state.outbox.clone(), origin);
+            match state
+                .ports
+                .start(interval_ms, state.processes.live_pids(), sink)
+            {
+                Ok(()) => Admitted::Answered,
+                Err(reply) => Admitted::Now(reply),
+            }
+        }
+    }
+}
+
+/// The reply of a queued TCP write: `Ok` once it reached the socket.
+fn tcp_written(
+    queued: Result<
+        tokio::sync::oneshot::Receiver<Result<(), distant_protocol::msg::ErrorReply>>,
+        Reply,
+    >,
+    conn: u64,
+) -> Admitted {
+    match queued {
+        Err(reply) => Admitted::Now(reply),
+        Ok(done) => Admitted::Later(Box::pin(async move {
+            match done.await {
+                Ok(Ok(())) => Reply::Ok,
+                Ok(Err(e)) => Reply::Error(e),
+                Err(_) => Reply::error(
+                    ErrorKind::Other,
+                    format!("TCP connection {conn} closed before the bytes were written"),
+                ),
+            }
+        })),
     }
 }
 

@@ -31,6 +31,8 @@ pub struct Config {
     pub big: bool,
     pub commit: String,
     pub quick: bool,
+    /// `--only forward`: measure only that group of rows.
+    pub only: Option<String>,
 }
 
 fn main() {
@@ -76,6 +78,7 @@ fn main() {
         commit: get.get("commit").cloned().unwrap_or_default(),
         work,
         quick,
+        only: get.get("only").cloned(),
     };
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)

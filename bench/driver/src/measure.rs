@@ -26,6 +26,8 @@ use crate::proc::{self as p, Outcome};
 use crate::report::{fmt_num, Results, Row, V};
 use crate::Config;
 
+mod forward;
+
 const MIB: u64 = 1 << 20;
 
 /// Samples per (row, peer); DNF / notes per (row, peer).
@@ -703,6 +705,30 @@ pub async fn run(cfg: &Config) -> Results {
     });
     let mut peaks = Peaks::default();
     let mut s = Samples::default();
+    if cfg.only.as_deref() == Some("forward") {
+        forward::measure(cfg, &ours, ssh.as_ref(), &mut s, cfg.reps).await;
+        stop.store(true, Ordering::Relaxed);
+        let mut ours = ours;
+        unsafe { libc::kill(ours.manager_pid as i32, libc::SIGTERM) };
+        let _ = ours.server.kill();
+        let _ = ours.server.wait();
+        if let Some(h) = &ssh {
+            let _ = Command::new("ssh")
+                .arg("-S")
+                .arg(&h.ctl)
+                .args(["-O", "exit", "x"])
+                .stderr(Stdio::null())
+                .status();
+        }
+        if let Some(mut d) = distant {
+            let _ = d.manager.kill();
+            let _ = d.manager.wait();
+            let _ = d.server.kill();
+            let _ = d.server.wait();
+        }
+        res.rows = s.rows();
+        return res;
+    }
     let probe = cfg.data.to_string_lossy().to_string();
     let reps = cfg.reps;
 
@@ -1412,6 +1438,9 @@ pub async fn run(cfg: &Config) -> Results {
         "ssh transfers open a fresh connection each (≈ the ssh connect figure above, {} ms, is inside every ssh/sftp transfer time).",
         s.n.get(&("connect, fresh (TCP + handshake + auth)".to_string(), 2)).map(|v| fmt_num(median(v))).unwrap_or_else(|| "?".into())
     ));
+
+    // ---- port forwarding -----------------------------------------------
+    forward::measure(cfg, &ours, ssh.as_ref(), &mut s, reps).await;
 
     // ---- tear down -----------------------------------------------------
     drop((mc, nc, mc2, jc));

@@ -141,6 +141,7 @@ pub fn map_kind(kind: msg::ErrorKind) -> ErrorKind {
         msg::ErrorKind::Unsupported => ErrorKind::Unsupported,
         msg::ErrorKind::Timeout => ErrorKind::Timeout,
         msg::ErrorKind::LimitExceeded | msg::ErrorKind::Other => ErrorKind::Other,
+        msg::ErrorKind::ConnectionRefused | msg::ErrorKind::Unreachable => ErrorKind::Other,
     }
 }
 
@@ -202,6 +203,12 @@ fn reply_name(reply: &Reply) -> &'static str {
         Reply::IndexStarted { .. } => "IndexStarted",
         Reply::IndexPaths { .. } => "IndexPaths",
         Reply::IndexDone { .. } => "IndexDone",
+        Reply::TcpConnected { .. } => "TcpConnected",
+        Reply::TcpData { .. } => "TcpData",
+        Reply::TcpEof { .. } => "TcpEof",
+        Reply::TcpClosed { .. } => "TcpClosed",
+        Reply::DetectingPorts => "DetectingPorts",
+        Reply::PortsListening { .. } => "PortsListening",
     }
 }
 

@@ -43,6 +43,7 @@ const CAPABILITIES: &[&str] = &[
     "ssh",
     "shared-connections",
     "cancel",
+    "tunnel",
 ];
 
 fn t() -> bool {
@@ -727,7 +728,10 @@ pub(crate) async fn handle(
         "fs/index" => super::index::start(api, peer, params).await,
         "fs/index/cancel" => super::index::cancel(api, peer, params).await,
 
-        other => Err(RpcError::method_not_found(other)),
+        other => match super::tunnel::handle(api, peer, other, params).await {
+            Some(result) => result,
+            None => Err(RpcError::method_not_found(other)),
+        },
     }
 }
 

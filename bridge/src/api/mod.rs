@@ -19,7 +19,8 @@
 //! the system ssh to `distant-server proxy`, probe and upload, redialling
 //! by re-running ssh), `convert` (params, encodings, error
 //! mapping), `handlers` (the methods), `streams` (stream opening and
-//! notification forwarding).
+//! notification forwarding), `tunnel` (port forwarding: `tunnel/*`, whose
+//! `tunnel/state` also goes to every peer).
 
 mod convert;
 pub mod destination;
@@ -30,6 +31,7 @@ mod redact;
 pub mod ssh;
 mod ssh_args;
 mod streams;
+mod tunnel;
 
 use crate::sync::lock;
 use std::collections::HashMap;
@@ -204,6 +206,8 @@ pub struct Api {
     usage: Mutex<HashMap<String, Usage>>,
     /// Stop signals of the live `fs/index` streams.
     index_follows: index::Follows,
+    /// Port forwards (`tunnel/open`).
+    tunnels: tunnel::Tunnels,
 }
 
 /// The peers that named a connection in a request and are still attached;
@@ -227,6 +231,7 @@ impl Api {
             writes: Mutex::new(HashMap::new()),
             usage: Mutex::new(HashMap::new()),
             index_follows: index::Follows::default(),
+            tunnels: tunnel::Tunnels::default(),
         })
     }
 
@@ -521,6 +526,9 @@ impl Api {
         });
         // A lost or closed connection to the same destination is replaced.
         lock(&self.connections).retain(|_, c| !(c.target == connection.target));
+        if let Some(api) = self.me.upgrade() {
+            tunnel::start_detection(&api, &connection);
+        }
         lock(&self.connections).insert(id.clone(), connection);
         tracing::info!(
             connection = %id,
@@ -558,7 +566,9 @@ impl Api {
                 .keys()
                 .filter(|id| {
                     let u = usage.entry((*id).clone()).or_default();
-                    u.users.is_empty() && u.unused_since.get_or_insert(now).elapsed() >= linger
+                    u.users.is_empty()
+                        && u.unused_since.get_or_insert(now).elapsed() >= linger
+                        && !self.tunnels.keeps(id)
                 })
                 .cloned()
                 .collect()
@@ -572,6 +582,10 @@ impl Api {
 
     pub(crate) fn disconnect(&self, id: &str) -> Result<(), RpcError> {
         lock(&self.usage).remove(id);
+        let closed = self.tunnels.release_connection(id);
+        if let (false, Some(api)) = (closed.is_empty(), self.me.upgrade()) {
+            tokio::spawn(async move { api.tunnels_closed(closed, "disconnected").await });
+        }
         match lock(&self.connections).remove(id) {
             Some(c) => {
                 tracing::info!(connection = %id, destination = %c.target.display(), "disconnecting");
@@ -726,6 +740,9 @@ impl Api {
 
     /// Stops every stream a leaving peer started and aborts its writes.
     async fn release_peer(&self, peer: u64) {
+        let closed = self.tunnels.release_peer(peer);
+        self.tunnels_closed(closed, "the client that opened it left")
+            .await;
         let now = std::time::Instant::now();
         for u in lock(&self.usage).values_mut() {
             if u.users.remove(&peer) && u.users.is_empty() {

@@ -133,3 +133,16 @@ end, { nargs = "?", desc = "distant: live search under [PATH] into quickfix as y
 command("DistantGit", function(args)
   require("distant.git").show(require("distant").resolve(args.args ~= "" and args.args or "."))
 end, { nargs = "?", desc = "distant: changed files of the remote git repository at [PATH]; = diffs against HEAD" })
+
+command("DistantForward", function(args)
+  require("distant.forward").open(args.args)
+end, { nargs = 1, desc = "distant: forward a local port to a remote one: [LOCAL:][HOST:]PORT" })
+
+command("DistantForwards", function()
+  local forward = require("distant.forward")
+  vim.api.nvim_echo({ { table.concat(forward.format(forward.list()), "\n") } }, false, {})
+end, { nargs = 0, desc = "distant: list the port forwards" })
+
+command("DistantForwardClose", function(args)
+  require("distant.forward").close(args.args)
+end, { nargs = 1, desc = "distant: close the forward on local port LOCAL" })

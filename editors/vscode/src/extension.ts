@@ -11,6 +11,7 @@ import { FileIndexes } from "./fileIndex";
 import { FindInFiles } from "./findInFiles";
 import { DistantFileSystemProvider } from "./fileSystemProvider";
 import { RecentFiles, goToFile } from "./goToFile";
+import { PortForwards, registerForwardCommands } from "./forwards";
 import { LanguageClients } from "./languageClients";
 import { RemoteSourceControl } from "./scm";
 import { RemoteSearch } from "./search";
@@ -50,6 +51,7 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
   const recentFiles = new RecentFiles();
   const sourceControl = new RemoteSourceControl(connections, terminals, log);
   const findInFiles = new FindInFiles(connections);
+  const forwards = new PortForwards(connections, settings.detectedPorts);
   languageClients = new LanguageClients(connections, {
     bridgeCommand: settings.bridgeCommand,
     bridgeGlobalArgs: settings.bridgeGlobalArgs,
@@ -86,6 +88,8 @@ export function activate(context: vscode.ExtensionContext): DistantApi {
       output,
     }),
     watchFailures(connections),
+    ...registerForwardCommands(forwards, connections),
+    forwards,
     vscode.workspace.onDidChangeConfiguration((e) => {
       if (e.affectsConfiguration("distant.bridgePath") || e.affectsConfiguration("distant.useManager")) {
         log(`settings changed: restarting the bridge as ${settings.bridgeCommand()}`);

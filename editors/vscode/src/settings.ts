@@ -52,3 +52,8 @@ export function languageServers(): Record<string, LanguageServerConfig> {
   const value = config().get<Record<string, LanguageServerConfig>>("languageServers", {});
   return value && typeof value === "object" ? value : {};
 }
+
+/** `distant.detectedPorts`: "notify" (offer to forward) or "off". */
+export function detectedPorts(): string {
+  return config().get<string>("detectedPorts", "notify") ?? "notify";
+}

@@ -87,6 +87,29 @@ impl ReplyStream {
     }
 }
 
+/// The answer of a request sent with [`RpcClient::start_call`].
+pub struct PendingCall {
+    rx: oneshot::Receiver<Result<ResponsePayload, RpcError>>,
+    shared: Arc<Shared>,
+}
+
+impl PendingCall {
+    /// Waits for the single reply (as [`RpcClient::call`] would).
+    pub async fn reply(self) -> Result<Reply, RpcError> {
+        match self.rx.await {
+            Ok(Ok(ResponsePayload::Single(reply))) => Ok(reply),
+            Ok(Ok(ResponsePayload::Batch(_))) => Err(RpcError::Unexpected(
+                "a batch answer to a single request".into(),
+            )),
+            Ok(Err(e)) => Err(e),
+            Err(_) => Err(self
+                .shared
+                .ended()
+                .unwrap_or_else(|| RpcError::ConnectionLost("the session ended".into()))),
+        }
+    }
+}
+
 impl RpcClient {
     /// Wraps a client session; spawns the response router.
     pub fn new(session: ClientSession) -> Self {
@@ -162,6 +185,19 @@ impl RpcClient {
         let id = self.register(Waiter::Stream(tx))?;
         self.send(id, RequestPayload::Single(op)).await?;
         Ok(ReplyStream { id, rx })
+    }
+
+    /// Sends one operation now and returns its answer as a [`PendingCall`]:
+    /// requests started one after another reach the server in that order,
+    /// so a caller can keep several in flight (pipelined writes).
+    pub async fn start_call(&self, op: Op) -> Result<PendingCall, RpcError> {
+        let (tx, rx) = oneshot::channel();
+        let id = self.register(Waiter::Single(tx))?;
+        self.send(id, RequestPayload::Single(op)).await?;
+        Ok(PendingCall {
+            rx,
+            shared: self.shared.clone(),
+        })
     }
 
     async fn call_payload(&self, payload: RequestPayload) -> Result<ResponsePayload, RpcError> {

@@ -431,6 +431,12 @@ impl Processes {
         }
     }
 
+    /// A handle listing the pids of the session's live processes, for work
+    /// on other tasks (port detection).
+    pub fn live_pids(&self) -> LivePids {
+        LivePids(self.shared.clone())
+    }
+
     fn pids(&self) -> Vec<u32> {
         lock(&self.shared.table)
             .procs
@@ -451,6 +457,16 @@ impl Processes {
             }
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
+    }
+}
+
+/// The pids of one session's live processes (see [`Processes::live_pids`]).
+pub struct LivePids(Arc<Shared>);
+
+impl LivePids {
+    /// The pids running now (each the leader of its process group).
+    pub fn get(&self) -> Vec<u32> {
+        lock(&self.0.table).procs.values().map(|e| e.pid).collect()
     }
 }
 

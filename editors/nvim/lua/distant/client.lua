@@ -71,6 +71,10 @@ local function on_notification(method, params)
     end
     return
   end
+  if method:sub(1, 7) == "tunnel/" and not package.loaded["distant.forward"] then
+    -- Port forwarding registers its listeners when it loads.
+    require("distant.forward")
+  end
   for _, fn in ipairs(listeners[method] or {}) do
     util.guard(fn, params)
   end

@@ -42,6 +42,11 @@ M.defaults = {
   -- :DistantFind's picker: "auto" (telescope, else fzf-lua, else
   -- vim.ui.select) or "select" (always vim.ui.select).
   find_picker = "auto",
+  -- When a remote process of the connection starts listening on a TCP
+  -- port: "notify" (say so, with the :DistantForward command to run),
+  -- "forward" (forward it at once, on the same local port when free), or
+  -- false (ignore it).
+  detected_ports = "notify",
   -- Keys in directory buffers; set one to false to leave it unmapped.
   keymaps = {
     open = "<CR>",
@@ -77,6 +82,9 @@ function M.set(opts)
   expect("watch", opts.watch, "boolean", true)
   expect("keymaps", opts.keymaps, "table", true)
   expect("connect_options", opts.connect_options, "table", true)
+  if opts.detected_ports ~= nil and not vim.tbl_contains({ "notify", "forward", false }, opts.detected_ports) then
+    error('distant.setup: `detected_ports` must be "notify", "forward" or false', 2)
+  end
   for name, server in pairs(opts.servers or {}) do
     expect("servers." .. name .. ".cmd", server.cmd, "table")
     expect("servers." .. name .. ".filetypes", server.filetypes, "table")

@@ -191,6 +191,10 @@ export const recorded = {
   /** Tests supply documents and apply edits (e.g. through the real FileSystemProvider). */
   openTextDocument: undefined as ((uri: Uri) => Promise<unknown>) | undefined,
   applyEdit: undefined as ((edit: WorkspaceEdit) => Promise<boolean>) | undefined,
+  /** URIs given to env.openExternal. */
+  openedExternal: [] as string[],
+  /** Picks the button of an information message (default: none). */
+  infoChoice: undefined as ((message: string, items: string[]) => string | undefined) | undefined,
 };
 
 export class RelativePattern {
@@ -315,9 +319,9 @@ export const window = {
     recorded.warningAnswer = undefined;
     return Promise.resolve(answer);
   },
-  showInformationMessage(message: string, ..._items: string[]) {
+  showInformationMessage(message: string, ...items: string[]) {
     recorded.infoMessages.push(message);
-    return Promise.resolve(undefined);
+    return Promise.resolve(recorded.infoChoice?.(message, items));
   },
   showInputBox() {
     return Promise.resolve(undefined);
@@ -437,6 +441,13 @@ export const workspace = {
   },
   registerFileSystemProvider() {
     return new Disposable(() => undefined);
+  },
+};
+
+export const env = {
+  openExternal(uri: Uri) {
+    recorded.openedExternal.push(uri.toString());
+    return Promise.resolve(true);
   },
 };
 
