@@ -19,6 +19,8 @@
 //! - [`auth`]: authentication messages and the methods (`static_key`, `none`).
 //! - [`session`]: numbered data records, cumulative acks, the bounded replay
 //!   backup, heartbeats and dead-peer detection.
+//! - [`resume`]: what outlives connections for a resume: the client's
+//!   ticket (OTP rotation) and the server's record (commit-on-first-record).
 //! - [`msg`]: the request and response types the server serves.
 //! - [`driver`]: tokio client and server halves over any byte stream,
 //!   with reconnect through a caller-supplied dialer.
@@ -30,6 +32,7 @@ pub mod driver;
 pub mod frame;
 pub mod handshake;
 pub mod msg;
+pub mod resume;
 pub mod session;
 
 /// Protocol version spoken by this crate: (major, minor).

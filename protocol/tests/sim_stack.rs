@@ -21,6 +21,12 @@
 //! *restart* (registry cleared) or a short session *TTL* with refusals
 //! longer than it.
 //!
+//! The resumption rules are not copied: the client's ticket and the
+//! server's OTP record (`ClientTicket`, `ServerRecord`, `is_stale_resume`
+//! of `distant_protocol::resume`) are the ones the tokio driver uses. What
+//! is still modelled here is the driver's event loop (dial, backoff,
+//! preemption, the session task's attach): see issue 15's remaining work.
+//!
 //! **Client** (mirrors `driver/client.rs`): first connect with
 //! `Connect::New`; after a break, redial at once and then with exponential
 //! backoff and jitter, with `Connect::Resume { session_id, otps, received }`
@@ -75,8 +81,9 @@ use distant_protocol::crypto::{Opener, Sealer};
 use distant_protocol::frame::{FrameCodec, MAX_FRAME, MAX_FRAME_PREAUTH};
 use distant_protocol::handshake::{
     ClientConfig, ClientHandshake, Connect, Established, EstablishedKind, HandshakeError,
-    HandshakeErrorKind, HandshakeEvent, ServerConfig, ServerHandshake, StoredSession,
+    HandshakeErrorKind, HandshakeEvent, ServerConfig, ServerHandshake,
 };
+use distant_protocol::resume::{is_stale_resume, ClientTicket, ResumeGrant, ServerRecord};
 use distant_protocol::session::{SendError, Session, SessionConfig, SessionError, SessionEvent};
 use rand::{Rng, RngCore, SeedableRng};
 use rand_chacha::ChaCha8Rng;
@@ -211,11 +218,10 @@ struct Link {
     conn: usize,
     sealer: Sealer,
     opener: Opener,
-    /// Server: the OTP this connection's resume rotated to, committed on
-    /// its first record.
-    next_otp: Option<Otp>,
-    /// Server: the resume generation this connection was looked up in.
-    generation: u64,
+    /// Server: the OTP this connection's resume rotated to and the grant
+    /// of its verification, committed on its first record
+    /// (`ServerRecord::commit`, the driver's rule).
+    next_otp: Option<(Otp, ResumeGrant)>,
 }
 
 struct Attempt {
@@ -223,7 +229,6 @@ struct Attempt {
     machine: ClientHandshake,
     /// The driver's handshake deadline.
     deadline: u64,
-    otps: Vec<Otp>,
 }
 
 enum CPhase {
@@ -237,8 +242,8 @@ struct Client {
     phase: CPhase,
     session: Option<Session>,
     session_id: Option<SessionId>,
-    /// Candidate OTPs, most recent first.
-    otps: Vec<Otp>,
+    /// The driver's ticket (candidate OTPs, most recent first).
+    ticket: Option<ClientTicket>,
     reconnect_started: u64,
     backoff: u64,
     attempts: u64,
@@ -249,25 +254,24 @@ enum SPhase {
     Handshake {
         machine: Box<ServerHandshake>,
         deadline: u64,
-        generation: u64,
+        grant: Option<ResumeGrant>,
     },
     /// Resumed; waiting for the session task to take it.
     Pending {
         est: Box<Established>,
-        generation: u64,
+        grant: Option<ResumeGrant>,
     },
     Link(Box<Link>),
 }
 
 struct Slot {
-    otp: Otp,
+    /// The driver's record: stored OTP and resume generations.
+    record: ServerRecord,
     /// The received count published for resume lookups.
     published: u64,
     session: Session,
     current: Option<usize>,
     ttl_at: Option<u64>,
-    /// Successful resume lookups so far.
-    generation: u64,
 }
 
 struct Server {
@@ -435,7 +439,7 @@ impl Sim {
                 phase: CPhase::Backoff { until: u64::MAX },
                 session: None,
                 session_id: None,
-                otps: Vec::new(),
+                ticket: None,
                 reconnect_started: 0,
                 backoff: 0,
                 attempts: 0,
@@ -676,17 +680,14 @@ impl Sim {
 
     fn dial(&mut self) {
         self.client.attempts += 1;
-        let connect = match self.client.session_id {
+        let received = self
+            .client
+            .session
+            .as_ref()
+            .map_or(0, |s| s.received_count());
+        let connect = match &self.client.ticket {
             None => Connect::New,
-            Some(session_id) => Connect::Resume {
-                session_id,
-                otps: self.client.otps.clone(),
-                received: self
-                    .client
-                    .session
-                    .as_ref()
-                    .map_or(0, |s| s.received_count()),
-            },
+            Some(ticket) => ticket.resume(received),
         };
         if self.now < self.server.refuse_until {
             self.log("client: dial refused".into());
@@ -704,10 +705,6 @@ impl Sim {
             c.pipes[dir].cut_after = Some(k);
         }
         self.conns.push(c);
-        let otps = match &connect {
-            Connect::Resume { otps, .. } => otps.clone(),
-            Connect::New => Vec::new(),
-        };
         self.log(format!(
             "client: dial conn {conn} ({})",
             match &connect {
@@ -724,7 +721,6 @@ impl Sim {
             conn,
             machine,
             deadline: self.now + self.p.handshake_timeout,
-            otps,
         }));
         let at = self.now + self.p.base_latency + self.rng.gen_range(0..=self.p.jitter);
         self.schedule(at, Ev::Accept { conn });
@@ -808,7 +804,7 @@ impl Sim {
         else {
             return;
         };
-        let Attempt { machine, otps, .. } = *a;
+        let Attempt { machine, .. } = *a;
         let Ok(est) = machine.into_established() else {
             self.fail("client: established but no result".into());
             return;
@@ -830,17 +826,14 @@ impl Sim {
             EstablishedKind::New { .. } => None,
             EstablishedKind::Resumed { peer_received, .. } => Some(*peer_received),
         };
-        // Ticket::adopt.
-        match kind {
-            EstablishedKind::New { otp } => self.client.otps = vec![otp],
-            EstablishedKind::Resumed {
-                matched, next_otp, ..
-            } => {
-                let matched_otp = otps.get(matched).cloned();
-                self.client.otps = std::iter::once(next_otp).chain(matched_otp).collect();
-                self.resumes_established += 1;
-            }
+        // The driver's ticket (`resume::ClientTicket`).
+        if matches!(kind, EstablishedKind::Resumed { .. }) {
+            self.resumes_established += 1;
         }
+        self.client
+            .ticket
+            .get_or_insert_with(|| ClientTicket::new(session_id))
+            .adopt(&kind);
         self.log(format!(
             "client: established conn {conn}, peer_received {peer_received:?}"
         ));
@@ -859,7 +852,6 @@ impl Sim {
             sealer,
             opener,
             next_otp: None,
-            generation: 0,
         }));
         self.client_pump();
     }
@@ -1007,7 +999,7 @@ impl Sim {
             SPhase::Handshake {
                 machine: Box::new(machine),
                 deadline: self.now + self.p.server_handshake_timeout,
-                generation: 0,
+                grant: None,
             },
         );
         self.server_drive(conn, Ok(()));
@@ -1040,11 +1032,7 @@ impl Sim {
             return;
         }
         loop {
-            let Some(SPhase::Handshake {
-                machine,
-                generation,
-                ..
-            }) = self.server.conns.get_mut(&conn)
+            let Some(SPhase::Handshake { machine, grant, .. }) = self.server.conns.get_mut(&conn)
             else {
                 return;
             };
@@ -1052,17 +1040,19 @@ impl Sim {
                 break;
             };
             if let HandshakeEvent::ResumeRequested(id) = event {
-                let found = self.server.slots.get(&id).map(|slot| StoredSession {
-                    otp: slot.otp.clone(),
-                    received: slot.published,
-                });
+                let found = self
+                    .server
+                    .slots
+                    .get(&id)
+                    .map(|slot| slot.record.stored(slot.published));
                 let known = found.is_some();
                 let r = machine.provide_session(found);
                 if r.is_ok() {
-                    if let Some(slot) = self.server.slots.get_mut(&id) {
-                        slot.generation += 1;
-                        *generation = slot.generation;
-                    }
+                    *grant = self
+                        .server
+                        .slots
+                        .get_mut(&id)
+                        .map(|slot| slot.record.verified());
                 }
                 self.log(format!(
                     "server: conn {conn} resume lookup (known {known}): {}",
@@ -1091,22 +1081,17 @@ impl Sim {
         if !established {
             return;
         }
-        let Some(SPhase::Handshake {
-            machine,
-            generation,
-            ..
-        }) = self.server.conns.remove(&conn)
-        else {
+        let Some(SPhase::Handshake { machine, grant, .. }) = self.server.conns.remove(&conn) else {
             return;
         };
         let Ok(est) = machine.into_established() else {
             self.fail("server: established but no result".into());
             return;
         };
-        self.server_establish(conn, est, generation);
+        self.server_establish(conn, est, grant);
     }
 
-    fn server_establish(&mut self, conn: usize, est: Established, generation: u64) {
+    fn server_establish(&mut self, conn: usize, est: Established, grant: Option<ResumeGrant>) {
         match &est.kind {
             EstablishedKind::New { otp } => {
                 let mut session = Session::new(session_config());
@@ -1118,12 +1103,11 @@ impl Sim {
                 self.server.slots.insert(
                     est.session_id,
                     Slot {
-                        otp: otp.clone(),
+                        record: ServerRecord::new(otp.clone()),
                         published: 0,
                         session,
                         current: Some(conn),
                         ttl_at: None,
-                        generation: 0,
                     },
                 );
                 let Established { sealer, opener, .. } = est;
@@ -1134,7 +1118,6 @@ impl Sim {
                         sealer,
                         opener,
                         next_otp: None,
-                        generation: 0,
                     })),
                 );
                 self.server_pump(conn);
@@ -1151,7 +1134,7 @@ impl Sim {
                     conn,
                     SPhase::Pending {
                         est: Box::new(est),
-                        generation,
+                        grant,
                     },
                 );
                 let at = self.now + self.p.attach_delay;
@@ -1165,7 +1148,7 @@ impl Sim {
     }
 
     fn attach(&mut self, conn: usize) {
-        let Some(SPhase::Pending { est, generation }) = self.server.conns.remove(&conn) else {
+        let Some(SPhase::Pending { est, grant }) = self.server.conns.remove(&conn) else {
             return;
         };
         let Established {
@@ -1194,7 +1177,7 @@ impl Sim {
         // is below what the client already confirmed is an attempt the
         // client abandoned; it is dropped and the session waits for the
         // next resume instead of ending.
-        let stale = peer_received < slot.session.stats().acked;
+        let stale = is_stale_resume(peer_received, slot.session.stats().acked);
         let r = if stale {
             slot.ttl_at = Some(self.now + self.p.ttl);
             Ok(())
@@ -1233,8 +1216,7 @@ impl Sim {
                 conn,
                 sealer,
                 opener,
-                next_otp: Some(next_otp),
-                generation,
+                next_otp: grant.map(|g| (next_otp, g)),
             })),
         );
         self.server_pump(conn);
@@ -1274,12 +1256,12 @@ impl Sim {
             SPhase::Handshake { .. } => {
                 self.log(format!("server: handshake on conn {conn} ended: {why}"));
             }
-            SPhase::Pending { est, generation } => {
+            SPhase::Pending { est, grant } => {
                 // The link will find EOF once attached.
                 self.conns[conn].eof_pending = true;
                 self.server
                     .conns
-                    .insert(conn, SPhase::Pending { est, generation });
+                    .insert(conn, SPhase::Pending { est, grant });
             }
             SPhase::Link(_) => {
                 let ttl = self.p.ttl;
@@ -1323,13 +1305,15 @@ impl Sim {
                             return;
                         }
                     };
-                    let commit = l.next_otp.take().map(|otp| (otp, l.generation));
+                    let commit = l.next_otp.take();
                     let Some((_, slot)) = self.server.slots.iter_mut().next() else {
                         return;
                     };
-                    if let Some((otp, _generation)) = commit {
-                        slot.otp = otp;
-                        self.log(format!("server: conn {conn} commits its rotated OTP"));
+                    if let Some((otp, grant)) = commit {
+                        let committed = slot.record.commit(grant, otp);
+                        self.log(format!(
+                            "server: conn {conn} first record: rotated OTP committed {committed}"
+                        ));
                     }
                     let Some((_, slot)) = self.server.slots.iter_mut().next() else {
                         return;

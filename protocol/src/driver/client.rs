@@ -21,8 +21,9 @@ use super::handshake::{drive, DriveError, FramedIo};
 use super::link::{self, AppPipes, LinkEnd, SessionOutcome};
 use super::transport::BoxTransport;
 use super::ConnectionState;
-use crate::auth::{Otp, SessionId};
+use crate::auth::SessionId;
 use crate::handshake::{ClientConfig, ClientHandshake, Connect, Established, EstablishedKind};
+use crate::resume::ClientTicket;
 use crate::session::{Session, SessionConfig};
 
 /// A boxed future that yields a fresh transport.
@@ -142,27 +143,6 @@ pub struct ClientSession {
     pub peer_software: String,
 }
 
-/// Where the client's resumption secrets stand (see PROTOCOL.md §3.2).
-struct Ticket {
-    session_id: SessionId,
-    /// Most recent first; the server's OTP is always one of these.
-    otps: Vec<Otp>,
-}
-
-impl Ticket {
-    fn adopt(&mut self, kind: EstablishedKind) {
-        match kind {
-            EstablishedKind::New { otp } => self.otps = vec![otp],
-            EstablishedKind::Resumed {
-                matched, next_otp, ..
-            } => {
-                let matched_otp = self.otps.get(matched).cloned();
-                self.otps = std::iter::once(next_otp).chain(matched_otp).collect();
-            }
-        }
-    }
-}
-
 /// Dials, authenticates and starts the session task.
 pub async fn connect(
     options: ClientOptions,
@@ -188,10 +168,7 @@ pub async fn connect(
         session: None,
         pipes: AppPipes::new(out_rx, in_tx),
         state: state_tx,
-        ticket: Ticket {
-            session_id,
-            otps: Vec::new(),
-        },
+        ticket: ClientTicket::new(session_id),
     };
     tokio::spawn(task.run(io, established));
 
@@ -263,7 +240,7 @@ struct ClientTask {
     session: Option<Session>,
     pipes: AppPipes,
     state: watch::Sender<ConnectionState>,
-    ticket: Ticket,
+    ticket: ClientTicket,
 }
 
 impl ClientTask {
@@ -292,7 +269,7 @@ impl ClientTask {
                 EstablishedKind::New { .. } => None,
                 EstablishedKind::Resumed { peer_received, .. } => Some(*peer_received),
             };
-            self.ticket.adopt(kind);
+            self.ticket.adopt(&kind);
             let session = self
                 .session
                 .get_or_insert_with(|| Session::new(self.options.session.clone()));
@@ -366,11 +343,7 @@ impl ClientTask {
                 return Err("the application went away".into());
             }
             let received = self.session.as_ref().map_or(0, |s| s.received_count());
-            let connect = Connect::Resume {
-                session_id: self.ticket.session_id,
-                otps: self.ticket.otps.clone(),
-                received,
-            };
+            let connect = self.ticket.resume(received);
             let detail = match dial_once(&*self.dialer, self.options.dial_timeout).await {
                 Ok(transport) => match handshake(&self.options, transport, connect).await {
                     Ok(next) => return Ok(next),

@@ -40,9 +40,10 @@ use super::transport::{tune_tcp, BoxTransport};
 use crate::auth::{Otp, SessionId};
 use crate::crypto::{Opener, Sealer};
 use crate::handshake::{
-    Established, EstablishedKind, HandshakeEvent, ServerConfig, ServerHandshake, StoredSession,
+    Established, EstablishedKind, HandshakeEvent, ServerConfig, ServerHandshake,
 };
 use crate::msg::{ErrorKind, Message, Reply, Request, Response, ResponsePayload};
+use crate::resume::{is_stale_resume, ResumeGrant, ServerRecord};
 use crate::session::{Session, SessionConfig};
 
 /// Server-wide settings.
@@ -101,20 +102,15 @@ struct Attach {
     /// The OTP this connection's resume rotated to. It replaces the stored
     /// one only when the client's first record on *this* connection proves
     /// the client saw `Resumed` (PROTOCOL.md §3.2); an abandoned or
-    /// preempted attempt never commits its rotation. Paired with the
-    /// resume generation it was verified at (see [`Slot::resume_generation`]).
-    next_otp: Option<(Otp, u64)>,
+    /// preempted attempt never commits its rotation
+    /// ([`ServerRecord::commit`]).
+    next_otp: Option<(Otp, ResumeGrant)>,
 }
 
 /// What the registry knows of one session.
 struct Slot {
-    otp: Otp,
-    /// Counts successful resume verifications. A connection may commit its
-    /// rotated OTP only while no later resume has been verified: otherwise
-    /// the later attempt, verified against the old OTP, would be stranded
-    /// (its client holds the old OTP and the later attempt's rotation, not
-    /// the earlier connection's).
-    resume_generation: u64,
+    /// The stored OTP and resume generations (sans-IO, `crate::resume`).
+    record: ServerRecord,
     received: Arc<AtomicU64>,
     attach: mpsc::Sender<Attach>,
 }
@@ -270,8 +266,8 @@ impl Server {
             };
             inner.preauth().release(id);
             match result {
-                Some(Ok((io, established, generation))) => {
-                    inner.establish(io, established, generation).await
+                Some(Ok((io, established, grant))) => {
+                    inner.establish(io, established, grant).await
                 }
                 Some(Err(e)) => tracing::info!("handshake failed: {e}"),
                 None => {}
@@ -300,9 +296,9 @@ impl Inner {
     async fn handshake(
         &self,
         transport: BoxTransport,
-    ) -> Result<(FramedIo, Established, u64), super::handshake::DriveError> {
+    ) -> Result<(FramedIo, Established, Option<ResumeGrant>), super::handshake::DriveError> {
         let mut io = FramedIo::new(transport);
-        let mut generation = 0;
+        let mut grant = None;
         let mut machine = ServerHandshake::new(
             self.options.handshake.clone(),
             &mut rand::rngs::OsRng,
@@ -317,16 +313,12 @@ impl Inner {
                     // Look up, verify and count the resume under one lock,
                     // so no connection commits a rotation in between.
                     let mut sessions = self.sessions();
-                    let found = sessions.get(&id).map(|slot| StoredSession {
-                        otp: slot.otp.clone(),
-                        received: slot.received.load(Ordering::SeqCst),
-                    });
+                    let found = sessions
+                        .get(&id)
+                        .map(|slot| slot.record.stored(slot.received.load(Ordering::SeqCst)));
                     let verified = machine.provide_session(found);
                     if verified.is_ok() {
-                        if let Some(slot) = sessions.get_mut(&id) {
-                            slot.resume_generation += 1;
-                            generation = slot.resume_generation;
-                        }
+                        grant = sessions.get_mut(&id).map(|slot| slot.record.verified());
                     }
                     verified
                 }
@@ -338,12 +330,17 @@ impl Inner {
         )
         .await?;
         match machine.into_established() {
-            Ok(e) => Ok((io, e, generation)),
+            Ok(e) => Ok((io, e, grant)),
             Err(_) => Err(super::handshake::DriveError::Closed),
         }
     }
 
-    async fn establish(self: Arc<Self>, io: FramedIo, established: Established, generation: u64) {
+    async fn establish(
+        self: Arc<Self>,
+        io: FramedIo,
+        established: Established,
+        grant: Option<ResumeGrant>,
+    ) {
         let Established {
             sealer,
             opener,
@@ -376,7 +373,7 @@ impl Inner {
                         sealer,
                         opener,
                         peer_received,
-                        next_otp: Some((next_otp, generation)),
+                        next_otp: grant.map(|g| (next_otp, g)),
                     })
                     .await;
             }
@@ -425,8 +422,7 @@ impl Inner {
         self.sessions().insert(
             id,
             Slot {
-                otp,
-                resume_generation: 0,
+                record: ServerRecord::new(otp),
                 received: received.clone(),
                 attach: attach_tx,
             },
@@ -489,16 +485,14 @@ struct ServerHooks<'a> {
     inner: &'a Inner,
     id: SessionId,
     received: &'a AtomicU64,
-    next_otp: Option<(Otp, u64)>,
+    next_otp: Option<(Otp, ResumeGrant)>,
 }
 
 impl LinkHooks for ServerHooks<'_> {
     fn first_record(&mut self) {
-        if let Some((next, generation)) = self.next_otp.take() {
+        if let Some((next, grant)) = self.next_otp.take() {
             if let Some(slot) = self.inner.sessions().get_mut(&self.id) {
-                if slot.resume_generation == generation {
-                    slot.otp = next;
-                }
+                slot.record.commit(grant, next);
             }
         }
     }
@@ -528,7 +522,7 @@ impl SessionTask {
                 // newer connection has carried a record yet. Resuming it
                 // would make the session think the client lost its state,
                 // so drop it and wait for the client's real reconnect.
-                if peer_received < self.session.stats().acked {
+                if is_stale_resume(peer_received, self.session.stats().acked) {
                     tracing::info!(
                         id = %self.id,
                         peer_received,
