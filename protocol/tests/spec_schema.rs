@@ -243,6 +243,7 @@ macro_rules! msg_types {
             ErrorKind,
             ErrorReply,
             IndexQuery,
+            ListeningPort,
         )
     };
 }
