@@ -266,9 +266,7 @@ impl Server {
             };
             inner.preauth().release(id);
             match result {
-                Some(Ok((io, established, grant))) => {
-                    inner.establish(io, established, grant).await
-                }
+                Some(Ok((io, established, grant))) => inner.establish(io, established, grant).await,
                 Some(Err(e)) => tracing::info!("handshake failed: {e}"),
                 None => {}
             }
