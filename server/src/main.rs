@@ -19,6 +19,13 @@ use distant_protocol::auth::StaticKey;
 
 use cli::ServeArgs;
 
+/// This build's version as a byte string the bridge finds without running
+/// the binary (it may be for another architecture): before uploading a
+/// server, the bridge checks that it carries its own version's mark.
+#[used]
+static VERSION_MARK: &[u8] =
+    concat!("DISTANT-SERVER-VERSION=", env!("CARGO_PKG_VERSION"), ";").as_bytes();
+
 #[derive(Parser)]
 #[command(
     name = "distant-server",

@@ -25,6 +25,7 @@ mod convert;
 pub mod destination;
 mod handlers;
 pub mod local;
+pub mod servers;
 pub mod ssh;
 mod streams;
 
