@@ -184,6 +184,8 @@ struct CopyP {
     connection: String,
     src: String,
     dst: String,
+    #[serde(default)]
+    overwrite: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -498,6 +500,7 @@ pub(crate) async fn handle(
                 Op::Copy {
                     src: p.src,
                     dst: p.dst,
+                    overwrite: p.overwrite,
                 },
             )
             .await
