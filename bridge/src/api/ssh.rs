@@ -57,7 +57,6 @@ use distant_protocol::driver::client::{DialFuture, Dialer};
 use distant_protocol::driver::transport::BoxTransport;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
@@ -1187,6 +1186,7 @@ pub async fn open(
 mod tests {
     use super::*;
     use serde_json::json;
+    use sha2::{Digest, Sha256};
 
     fn target(dest: &str, options: Value) -> SshTarget {
         let mut t = SshTarget::parse(dest.strip_prefix("ssh://").unwrap()).unwrap();
