@@ -1,6 +1,6 @@
 -- distant.install: brings the plugin's own bridge. Builds `distant-bridge`
--- and `distant-server` with cargo from the distant repository this plugin
--- lives in (editors/nvim is two levels below its root) into
+-- and `distant-server` with cargo in the distant repository this plugin
+-- lives in (editors/nvim is two levels below its root) and copies them into
 -- stdpath("data")/distant/bin, where `find_bridge()` finds them when the
 -- configured `bridge` is not on $PATH. :DistantInstall and lazy.nvim's
 -- `build` step run it. Holds no state.
@@ -42,31 +42,42 @@ function M.find_bridge()
   return nil, configured
 end
 
---- The cargo commands that install one package each (`debug`: the dev
---- profile, reusing target/debug; else release).
+--- The cargo command that builds both binaries in the repository
+--- (`debug`: the dev profile, what the repository's tests build; else
+--- release), and the directory they land in.
 ---@param debug? boolean
----@return string[][]
-function M.commands(debug)
-  local root = M.root()
-  local cmds = {}
-  for _, package in ipairs({ "server", "bridge" }) do
-    local cmd = { "cargo", "install", "--locked", "--path", root .. "/" .. package, "--root", M.prefix() }
-    if debug then
-      table.insert(cmd, "--debug")
-    end
-    table.insert(cmds, cmd)
+---@return string[] cmd, string outdir
+function M.build_command(debug)
+  local cmd = { "cargo", "build", "--locked", "-p", "distant-bridge", "-p", "distant-server", "--bins" }
+  if not debug then
+    table.insert(cmd, "--release")
   end
-  return cmds
+  return cmd, M.root() .. "/target/" .. (debug and "debug" or "release")
 end
 
 --- The command line a person would type (for messages).
 ---@return string
 function M.command_line()
-  local parts = {}
-  for _, cmd in ipairs(M.commands()) do
-    table.insert(parts, table.concat(cmd, " "))
+  local cmd, outdir = M.build_command()
+  return ("cd %s && %s && cp %s/distant-bridge %s/distant-server %s/bin/"):format(
+    M.root(),
+    table.concat(cmd, " "),
+    outdir,
+    outdir,
+    M.prefix()
+  )
+end
+
+--- Copies `src` to `dst` through a temporary name (a running bridge keeps
+--- its old file), executable.
+local function put(src, dst)
+  local tmp = dst .. ".tmp"
+  local ok, err = vim.uv.fs_copyfile(src, tmp)
+  if not ok then
+    return false, err
   end
-  return table.concat(parts, " && ")
+  vim.uv.fs_chmod(tmp, tonumber("755", 8))
+  return vim.uv.fs_rename(tmp, dst)
 end
 
 --- Builds and installs the bridge and the server. `opts.wait`: block until
@@ -86,9 +97,7 @@ function M.install(opts)
     end
     return false, message
   end
-  local cmds = M.commands(opts.debug)
-  -- Share the repository's target directory: a second build is incremental.
-  local env = { CARGO_TARGET_DIR = M.root() .. "/target" }
+  local cmd, outdir = M.build_command(opts.debug)
   local done_ok, done_message
   local function finish(ok, message)
     done_ok, done_message = ok, message
@@ -101,31 +110,35 @@ function M.install(opts)
       opts.on_done(ok, message)
     end
   end
-  local function step(i)
-    if i > #cmds then
-      finish(true, "distant: installed " .. M.bridge_path())
-      return
-    end
-    util.notify(("distant: building %s (%s)"):format(cmds[i][5], table.concat(cmds[i], " ")))
-    vim.system(cmds[i], { text = true, env = env }, function(result)
+  local function step()
+    util.notify(("distant: building distant-bridge and distant-server (%s)"):format(table.concat(cmd, " ")))
+    vim.system(cmd, { text = true, cwd = M.root() }, function(result)
       vim.schedule(function()
         if result.code ~= 0 then
           local tail = vim.split(vim.trim(result.stderr or ""), "\n")
           finish(
             false,
             ("distant: `%s` failed (exit %d): %s"):format(
-              table.concat(cmds[i], " "),
+              table.concat(cmd, " "),
               result.code,
               table.concat(vim.list_slice(tail, math.max(1, #tail - 4)), "\n")
             )
           )
-        else
-          step(i + 1)
+          return
         end
+        vim.fn.mkdir(M.prefix() .. "/bin", "p")
+        for _, name in ipairs({ "distant-server", "distant-bridge" }) do
+          local ok, err = put(outdir .. "/" .. name, M.prefix() .. "/bin/" .. name)
+          if not ok then
+            finish(false, ("distant: cannot install %s into %s/bin: %s"):format(name, M.prefix(), tostring(err)))
+            return
+          end
+        end
+        finish(true, "distant: installed " .. M.bridge_path())
       end)
     end)
   end
-  step(1)
+  step()
   if opts.wait then
     vim.wait(30 * 60 * 1000, function()
       return done_ok ~= nil
