@@ -713,3 +713,56 @@ async fn ssh_options_that_run_local_commands_are_refused_unless_allowed() {
         "allowLocalCommands did not let the option through"
     );
 }
+
+#[tokio::test(flavor = "multi_thread")]
+async fn copy_overwrite_flag_replaces_or_refuses_and_a_failed_copy_keeps_the_destination() {
+    let dir = TempDir::new("copy-overwrite");
+    let a = dir.join("a.txt");
+    let b = dir.join("b.txt");
+    std::fs::write(&a, "new\n").unwrap();
+    std::fs::write(&b, "old\n").unwrap();
+    let p = stdio_peer();
+    let c = p.connect_local().await;
+    let e = p
+        .fail(
+            "fs/copy",
+            json!({"connection": c, "src": a, "dst": b, "overwrite": false}),
+        )
+        .await;
+    assert_eq!(e.kind.as_str(), "already_exists", "{e:?}");
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "old\n");
+    let e = p
+        .fail(
+            "fs/copy",
+            json!({"connection": c, "src": a, "dst": b, "overwrite": "yes"}),
+        )
+        .await;
+    assert_eq!(e.kind.as_str(), "invalid_params", "{e:?}");
+    // A copy that fails half-way keeps the destination.
+    let e = p
+        .fail(
+            "fs/copy",
+            json!({"connection": c, "src": "/proc/self/mem", "dst": b, "overwrite": true}),
+        )
+        .await;
+    eprintln!("failed copy: {}", e.message);
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "old\n");
+    p.call(
+        "fs/copy",
+        json!({"connection": c, "src": a, "dst": b, "overwrite": true}),
+    )
+    .await;
+    assert_eq!(std::fs::read_to_string(&b).unwrap(), "new\n");
+    // A directory over a file, with overwrite.
+    std::fs::create_dir_all(dir.path().join("d")).unwrap();
+    std::fs::write(dir.path().join("d/x"), "x").unwrap();
+    p.call(
+        "fs/copy",
+        json!({"connection": c, "src": dir.join("d"), "dst": b, "overwrite": true}),
+    )
+    .await;
+    assert_eq!(
+        std::fs::read_to_string(dir.path().join("b.txt/x")).unwrap(),
+        "x"
+    );
+}

@@ -55,16 +55,23 @@ async fn connect_through_an_alias_uploads_once_then_reuses() {
         Value::Bool(true)
     );
 
-    // Uploaded: the same bytes, 0700, the ssh user's, at the versioned path.
+    // Uploaded: the static build's bytes, 0700, the ssh user's, at the
+    // versioned path, with its hash recorded next to it.
     let meta = std::fs::metadata(&binary).expect("the server was uploaded");
-    assert_eq!(sha256_file(&binary), sha256_file(&server_binary()));
+    assert_eq!(sha256_file(&binary), sha256_file(&uploaded_server()));
+    let recorded = std::fs::read_to_string(format!("{}.sha256", binary.display())).unwrap();
+    assert_eq!(recorded.trim(), sha256_file(&binary));
     assert_eq!(meta.permissions().mode() & 0o777, 0o700);
     assert_eq!(meta.uid(), sshd.uid);
     let leftovers: Vec<_> = std::fs::read_dir(binary.parent().unwrap())
         .unwrap()
         .flatten()
         .map(|e| e.file_name())
-        .filter(|n| n.to_string_lossy() != format!("distant-server-{VERSION}"))
+        .filter(|n| {
+            let n = n.to_string_lossy();
+            n != format!("distant-server-{VERSION}")
+                && n != format!("distant-server-{VERSION}.sha256")
+        })
         .collect();
     assert!(leftovers.is_empty(), "temporary files left: {leftovers:?}");
 

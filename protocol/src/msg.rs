@@ -264,8 +264,18 @@ pub enum Op {
     CreateDir { path: String, all: bool },
     /// → `Ok`; a non-empty directory needs `force`.
     Remove { path: String, force: bool },
-    /// Recursive for directories → `Ok`.
-    Copy { src: String, dst: String },
+    /// Recursive for directories → `Ok`. The copy is made under a
+    /// temporary name next to `dst` and renamed into place, so a copy that
+    /// fails leaves `dst` as it was. `overwrite`: `Some(true)` replaces an
+    /// existing `dst` (of any type), `Some(false)` refuses any existing
+    /// `dst` (`AlreadyExists`); absent (older clients) replaces an existing
+    /// file with a file and refuses anything else.
+    Copy {
+        src: String,
+        dst: String,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        overwrite: Option<bool>,
+    },
     /// → `Ok`.
     Rename {
         src: String,

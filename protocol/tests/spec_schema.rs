@@ -1,4 +1,4 @@
-//! `docs/PROTOCOL.md` §5.8 and `protocol/src/msg.rs` describe the same
+//! `docs/PROTOCOL.md` §5.9 and `protocol/src/msg.rs` describe the same
 //! messages, in both directions:
 //!
 //! - **Shape.** Every type, variant and field that serde sees in `msg.rs`
@@ -692,7 +692,7 @@ fn compare_values(doc: &Doc) -> Vec<String> {
 fn report(what: &str, errors: Vec<String>) {
     assert!(
         errors.is_empty(),
-        "docs/PROTOCOL.md §5.8 and protocol/src/msg.rs disagree ({what}; {} problems):\n\n{}\n",
+        "docs/PROTOCOL.md §5.9 and protocol/src/msg.rs disagree ({what}; {} problems):\n\n{}\n",
         errors.len(),
         errors.join("\n")
     );

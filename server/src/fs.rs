@@ -1144,39 +1144,157 @@ fn copy_tree(src: &Path, dst: &Path) -> Result<()> {
     Ok(())
 }
 
-/// `Copy`: files (overwriting an existing file), symlinks (as links) and
-/// directories (recursively; the destination must not exist).
-pub fn copy(src: &str, dst: &str) -> Result<Reply> {
+/// A fresh name `.NAME.distant-XXXXXXXX.SUFFIX` next to `path` that did
+/// not exist when chosen (the caller creates it exclusively).
+fn sibling_name(path: &Path, suffix: &str) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().into_owned())
+        .unwrap_or_else(|| "file".to_string());
+    parent_of(path).join(format!(
+        ".{name}.distant-{:08x}.{suffix}",
+        rand::random::<u32>()
+    ))
+}
+
+/// Copies the file `src` to a new exclusive temporary file next to `dst`
+/// (with `src`'s mode); returns its path.
+fn copy_file_to_temp(src: &Path, dst: &Path, mode: u32) -> Result<PathBuf> {
+    let shown = || format!("{} to {}", src.display(), dst.display());
+    let mut input = File::open(src).map_err(|e| io_error_on("copy", shown(), &e))?;
+    for _ in 0..16 {
+        let tmp = sibling_name(dst, "tmp");
+        let mut out = match OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(&tmp)
+        {
+            Ok(f) => f,
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io_error_on("copy", shown(), &e)),
+        };
+        let done = io::copy(&mut input, &mut out)
+            .and_then(|_| out.set_permissions(fs::Permissions::from_mode(mode)));
+        return match done {
+            Ok(()) => Ok(tmp),
+            Err(e) => {
+                let _ = fs::remove_file(&tmp);
+                Err(io_error_on("copy", shown(), &e))
+            }
+        };
+    }
+    Err(error(
+        ErrorKind::Other,
+        format!("copy {}: no free temporary name", shown()),
+    ))
+}
+
+/// Removes `path` whatever it is (a tree, a file, a link).
+fn remove_any(path: &Path) -> io::Result<()> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.is_dir() => fs::remove_dir_all(path),
+        Ok(_) => fs::remove_file(path),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(()),
+        Err(e) => Err(e),
+    }
+}
+
+/// `Copy`: files, symlinks (as links) and directories (recursively), made
+/// under a temporary name next to the destination and renamed into place:
+/// a copy that fails leaves the destination as it was and no temporary
+/// behind. See [`Op::Copy`](distant_protocol::msg::Op) for `overwrite`.
+pub fn copy(src: &str, dst: &str, overwrite: Option<bool>) -> Result<Reply> {
     let s = parse_path(src)?;
     let d = parse_path(dst)?;
     let sm = fs::symlink_metadata(&s).map_err(|e| io_error("copy", &s, &e))?;
     check_parent("copy to", &d)?;
-    if let Ok(dm) = fs::symlink_metadata(&d) {
-        if !(sm.is_file() && dm.is_file()) {
+    let existing = fs::symlink_metadata(&d).ok();
+    if let Some(dm) = &existing {
+        let allowed = match overwrite {
+            Some(o) => o,
+            None => sm.is_file() && dm.is_file(),
+        };
+        if !allowed {
             return Err(error(
                 ErrorKind::AlreadyExists,
                 format!(
-                    "cannot copy {} to {}: the destination already exists (remove it first or pick another destination)",
+                    "cannot copy {} to {}: the destination already exists (pass overwrite to replace it, or pick another destination)",
                     s.display(),
                     d.display()
                 ),
             ));
         }
     }
-    if sm.is_dir() {
-        let (as_, ad) = (
-            std::path::absolute(&s).unwrap_or(s.clone()),
-            std::path::absolute(&d).unwrap_or(d.clone()),
-        );
-        if ad.starts_with(&as_) {
-            return Err(invalid(format!(
-                "cannot copy {} into itself ({} is inside it)",
-                s.display(),
-                d.display()
-            )));
-        }
+    let (as_, ad) = (
+        std::path::absolute(&s).unwrap_or(s.clone()),
+        std::path::absolute(&d).unwrap_or(d.clone()),
+    );
+    if ad == as_ {
+        return Err(invalid(format!("cannot copy {} onto itself", s.display())));
     }
-    copy_tree(&s, &d)?;
+    if sm.is_dir() && ad.starts_with(&as_) {
+        return Err(invalid(format!(
+            "cannot copy {} into itself ({} is inside it)",
+            s.display(),
+            d.display()
+        )));
+    }
+    if let Some(what) = special_kind(sm.file_type()) {
+        return Err(error(
+            ErrorKind::Unsupported,
+            format!("cannot copy {}: it is {what}", s.display()),
+        ));
+    }
+    // 1. The copy, under a temporary name next to the destination.
+    let tmp = if sm.is_file() {
+        copy_file_to_temp(&s, &d, sm.mode() & 0o7777)?
+    } else {
+        let mut made = None;
+        for _ in 0..16 {
+            let tmp = sibling_name(&d, "tmp");
+            if fs::symlink_metadata(&tmp).is_ok() {
+                continue;
+            }
+            if let Err(e) = copy_tree(&s, &tmp) {
+                let _ = remove_any(&tmp);
+                return Err(e);
+            }
+            made = Some(tmp);
+            break;
+        }
+        made.ok_or_else(|| error(ErrorKind::Other, "copy: no free temporary name"))?
+    };
+    let shown = || format!("{} to {}", s.display(), d.display());
+    // 2. Into place: one rename over a file or link; a directory (or a
+    // file replaced by a directory) is moved aside first, then removed.
+    let over_dir =
+        existing.as_ref().is_some_and(|m| m.is_dir()) || (existing.is_some() && sm.is_dir());
+    if !over_dir {
+        if let Err(e) = fs::rename(&tmp, &d) {
+            let _ = remove_any(&tmp);
+            return Err(io_error_on("copy", shown(), &e));
+        }
+        return Ok(Reply::Ok);
+    }
+    let aside = sibling_name(&d, "old");
+    if let Err(e) = fs::rename(&d, &aside) {
+        let _ = remove_any(&tmp);
+        return Err(io_error_on("copy", shown(), &e));
+    }
+    if let Err(e) = fs::rename(&tmp, &d) {
+        // Put the old destination back.
+        let _ = fs::rename(&aside, &d);
+        let _ = remove_any(&tmp);
+        return Err(io_error_on("copy", shown(), &e));
+    }
+    if let Err(e) = remove_any(&aside) {
+        tracing::warn!(
+            "copy {}: could not remove the replaced {}: {e}",
+            shown(),
+            aside.display()
+        );
+    }
     Ok(Reply::Ok)
 }
 

@@ -299,7 +299,11 @@ async fn admit(state: &Arc<State>, origin: RequestId, op: Op, batched: bool) -> 
         } => blocking(move || fs::read_dir(&path, depth, absolute, include_root)),
         Op::CreateDir { path, all } => blocking(move || fs::create_dir(&path, all)),
         Op::Remove { path, force } => blocking(move || fs::remove(&path, force)),
-        Op::Copy { src, dst } => blocking(move || fs::copy(&src, &dst)),
+        Op::Copy {
+            src,
+            dst,
+            overwrite,
+        } => blocking(move || fs::copy(&src, &dst, overwrite)),
         Op::Rename {
             src,
             dst,

@@ -3,7 +3,7 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::PermissionsExt;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
 
 use common::*;
 use distant_protocol::msg::{ErrorKind, FileType, Op, Reply, WriteOptions};
@@ -438,7 +438,8 @@ async fn copy_files_trees_and_links() {
     assert_eq!(
         c.call(Op::Copy {
             src: s(&src),
-            dst: s(&dst)
+            dst: s(&dst),
+            overwrite: None,
         })
         .await,
         Reply::Ok
@@ -461,6 +462,7 @@ async fn copy_files_trees_and_links() {
         .call(Op::Copy {
             src: s(&src),
             dst: s(&dst),
+            overwrite: None,
         })
         .await;
     assert_eq!(err_kind(&r), ErrorKind::AlreadyExists);
@@ -469,6 +471,7 @@ async fn copy_files_trees_and_links() {
         .call(Op::Copy {
             src: s(&src),
             dst: s(&src.join("a/inner")),
+            overwrite: None,
         })
         .await;
     assert_eq!(err_kind(&r), ErrorKind::InvalidParams);
@@ -476,7 +479,8 @@ async fn copy_files_trees_and_links() {
     assert_eq!(
         c.call(Op::Copy {
             src: s(&src.join("a/1.txt")),
-            dst: s(&dst.join("z.txt"))
+            dst: s(&dst.join("z.txt")),
+            overwrite: None,
         })
         .await,
         Reply::Ok
@@ -486,6 +490,7 @@ async fn copy_files_trees_and_links() {
         .call(Op::Copy {
             src: s(&src.join("nope")),
             dst: s(&dst.join("n")),
+            overwrite: None,
         })
         .await;
     assert_eq!(err_kind(&r), ErrorKind::NotFound);
@@ -493,6 +498,7 @@ async fn copy_files_trees_and_links() {
         .call(Op::Copy {
             src: s(&src.join("z.txt")),
             dst: s(&dir.path().join("q/r")),
+            overwrite: None,
         })
         .await;
     assert_eq!(err_kind(&r), ErrorKind::NotFound);
@@ -722,5 +728,76 @@ async fn find_up_finds_nearest_marker() {
         let r = c.call(up(root.clone(), bad)).await;
         assert_eq!(err_kind(&r), ErrorKind::InvalidParams, "{bad:?}");
     }
+    c.close().await;
+}
+
+#[tokio::test]
+async fn copy_with_overwrite_replaces_atomically_and_a_failed_copy_keeps_the_destination() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a.txt");
+    let b = dir.path().join("b.txt");
+    fs::write(&a, b"new").unwrap();
+    fs::write(&b, b"old").unwrap();
+    let mut c = Client::start();
+    let copy = |src: &std::path::Path, dst: &std::path::Path, overwrite: Option<bool>| Op::Copy {
+        src: s(src),
+        dst: s(dst),
+        overwrite,
+    };
+    // overwrite: false refuses even file over file.
+    let r = c.call(copy(&a, &b, Some(false))).await;
+    assert_eq!(err_kind(&r), ErrorKind::AlreadyExists);
+    assert!(err_msg(&r).contains("pass overwrite"), "{}", err_msg(&r));
+    assert_eq!(fs::read(&b).unwrap(), b"old");
+    // overwrite: true replaces it by a rename: a new inode, the new bytes.
+    let before = fs::metadata(&b).unwrap().ino();
+    assert_eq!(c.call(copy(&a, &b, Some(true))).await, Reply::Ok);
+    assert_eq!(fs::read(&b).unwrap(), b"new");
+    assert_ne!(fs::metadata(&b).unwrap().ino(), before);
+
+    // A copy that fails half-way (reading /proc/self/mem fails at offset
+    // 0) keeps the destination and leaves no temporary file.
+    fs::write(&b, b"keep me").unwrap();
+    for overwrite in [Some(true), None] {
+        let r = c
+            .call(copy(std::path::Path::new("/proc/self/mem"), &b, overwrite))
+            .await;
+        assert!(matches!(r, Reply::Error { .. }), "{r:?}");
+        assert_eq!(fs::read(&b).unwrap(), b"keep me");
+    }
+    // A directory over a directory (overwrite: true); one that fails on a
+    // FIFO inside keeps the old directory whole.
+    let src = dir.path().join("src");
+    let dst = dir.path().join("dst");
+    fs::create_dir_all(src.join("sub")).unwrap();
+    fs::write(src.join("sub/f"), b"from src").unwrap();
+    fs::create_dir_all(&dst).unwrap();
+    fs::write(dst.join("old"), b"old tree").unwrap();
+    let r = c.call(copy(&src, &dst, None)).await;
+    assert_eq!(err_kind(&r), ErrorKind::AlreadyExists);
+    let bad = dir.path().join("bad");
+    fs::create_dir_all(&bad).unwrap();
+    fs::write(bad.join("a"), b"a").unwrap();
+    let fifo = std::ffi::CString::new(s(&bad.join("z-fifo"))).unwrap();
+    assert_eq!(unsafe { libc::mkfifo(fifo.as_ptr(), 0o600) }, 0);
+    let r = c.call(copy(&bad, &dst, Some(true))).await;
+    assert_eq!(err_kind(&r), ErrorKind::Unsupported, "{r:?}");
+    assert_eq!(fs::read(dst.join("old")).unwrap(), b"old tree");
+    assert_eq!(c.call(copy(&src, &dst, Some(true))).await, Reply::Ok);
+    assert_eq!(fs::read(dst.join("sub/f")).unwrap(), b"from src");
+    assert!(!dst.join("old").exists());
+    // A file over a directory, with overwrite.
+    assert_eq!(c.call(copy(&a, &dst, Some(true))).await, Reply::Ok);
+    assert_eq!(fs::read(&dst).unwrap(), b"new");
+    let mut left: Vec<_> = fs::read_dir(dir.path())
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    left.sort();
+    assert_eq!(
+        left,
+        ["a.txt", "b.txt", "bad", "dst", "src"],
+        "no temporaries left"
+    );
     c.close().await;
 }

@@ -195,6 +195,7 @@ async fn bad_requests_get_errors_and_the_session_goes_on() {
         Op::Copy {
             src: "".into(),
             dst: "".into(),
+            overwrite: None,
         },
         Op::FindUp {
             path: "/".into(),

@@ -10,6 +10,9 @@
 //! - [`wait_until`]: polling with a deadline instead of fixed sleeps.
 //! - [`workspace_bin`]: the path of a workspace binary (built on demand),
 //!   for tests that run the real `distant-server` / `distant-bridge`.
+//! - [`uploadable_server`]: the static `distant-server` the bridge uploads
+//!   over ssh (`scripts/build-servers`, brought up to date once per test
+//!   process).
 //! - [`TempDir`]: a scratch directory removed on drop.
 
 use std::net::SocketAddr;
@@ -306,6 +309,43 @@ pub fn workspace_bin(package: &str, name: &str) -> PathBuf {
         }
         let status = cmd.status().expect("run cargo build");
         assert!(status.success(), "building {name} failed");
+    }
+    bin
+}
+
+/// The static, stripped `distant-server` the bridge uploads to a Linux
+/// remote of `arch` (`x86_64`, `aarch64`):
+/// `target/servers/linux-ARCH/distant-server`. The first call in a test
+/// process runs `scripts/build-servers` for that target (a no-op when it is
+/// up to date; `scripts/test-all` runs it first), so tests never run a
+/// stale or missing one: a failed build fails the test.
+pub fn uploadable_server(arch: &str) -> PathBuf {
+    static BUILT: OnceLock<Mutex<Vec<String>>> = OnceLock::new();
+    let root = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("testkit lives in the workspace")
+        .to_path_buf();
+    let exe = std::env::current_exe().expect("current test executable");
+    // target/<profile>/deps/<test> → target
+    let target = exe
+        .ancestors()
+        .nth(3)
+        .expect("test executable lives in target/<profile>/deps")
+        .to_path_buf();
+    let bin = target.join(format!("servers/linux-{arch}/distant-server"));
+    let mut built = lock(BUILT.get_or_init(|| Mutex::new(Vec::new())));
+    if !built.iter().any(|a| a == arch) {
+        let status = std::process::Command::new(root.join("scripts/build-servers"))
+            .arg(format!("{arch}-unknown-linux-musl"))
+            .env("CARGO_TARGET_DIR", &target)
+            .env("CARGO", env_cargo())
+            .status()
+            .expect("run scripts/build-servers");
+        assert!(
+            status.success() && bin.is_file(),
+            "scripts/build-servers {arch}-unknown-linux-musl failed"
+        );
+        built.push(arch.to_owned());
     }
     bin
 }

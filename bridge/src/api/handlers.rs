@@ -186,6 +186,8 @@ struct CopyP {
     connection: String,
     src: String,
     dst: String,
+    #[serde(default)]
+    overwrite: Option<bool>,
 }
 
 #[derive(Deserialize)]
@@ -500,6 +502,7 @@ pub(crate) async fn handle(
                 Op::Copy {
                     src: p.src,
                     dst: p.dst,
+                    overwrite: p.overwrite,
                 },
             )
             .await

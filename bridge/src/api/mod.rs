@@ -28,6 +28,7 @@ mod handlers;
 mod index;
 pub mod local;
 mod redact;
+pub mod servers;
 pub mod ssh;
 mod ssh_args;
 mod streams;

@@ -61,12 +61,12 @@ use distant_protocol::driver::client::{DialFuture, Dialer, PermanentDialError};
 use distant_protocol::driver::transport::BoxTransport;
 use serde::Deserialize;
 use serde_json::Value;
-use sha2::{Digest, Sha256};
 use tokio::io::{AsyncBufReadExt, AsyncRead, AsyncReadExt, AsyncWrite, BufReader, ReadBuf};
 use tokio::process::{Child, ChildStdin, ChildStdout, Command};
 use tokio::sync::Notify;
 
 use super::lock;
+use super::servers::{self, Platform};
 use crate::jsonrpc::{ErrorKind, RpcError};
 
 /// This bridge's version: the remote server must be the same.
@@ -106,6 +106,9 @@ pub struct SshOptions {
     /// `options.upload` (default true): upload a server when the remote
     /// has none of our version.
     pub upload: bool,
+    /// `options.serversDir`: a directory of `<os>-<arch>/distant-server`
+    /// searched first for the server to upload (see [`super::servers`]).
+    pub servers_dir: Option<PathBuf>,
 }
 
 impl Default for SshOptions {
@@ -115,6 +118,7 @@ impl Default for SshOptions {
             binary: None,
             remote_server: None,
             upload: true,
+            servers_dir: None,
         }
     }
 }
@@ -132,6 +136,7 @@ struct RawOptions {
     upload: Option<bool>,
     #[serde(default)]
     allow_local_commands: Option<bool>,
+    servers_dir: Option<String>,
 }
 
 impl SshOptions {
@@ -162,6 +167,7 @@ impl SshOptions {
         field("remoteServer", "string")?;
         field("upload", "boolean")?;
         field("allowLocalCommands", "boolean")?;
+        field("serversDir", "string")?;
         let raw: RawOptions = serde_json::from_value(value.clone()).map_err(|_| {
             RpcError::invalid_params("parameter `options.ssh` must be an array of strings")
         })?;
@@ -183,6 +189,10 @@ impl SshOptions {
             binary,
             remote_server,
             upload: raw.upload.unwrap_or(true),
+            servers_dir: raw
+                .servers_dir
+                .filter(|s| !s.trim().is_empty())
+                .map(PathBuf::from),
         })
     }
 }
@@ -449,20 +459,76 @@ struct Probe {
     path: String,
     /// Whether it is there and executable.
     installed: bool,
+    /// Whether the remote has `gzip` (the upload is then compressed).
+    gzip: bool,
+    /// Why an installed server was not run (owner, mode, hash), if it was
+    /// refused; the upload then replaces it.
+    refused: Option<String>,
 }
 
+/// A `sh` function `sha FILE` printing the file's SHA-256 in hex, with
+/// whichever tool the remote has; fails when it has none.
+const SHA_FN: &str = r#"sha() { if command -v sha256sum >/dev/null 2>&1; then sha256sum "$1" | cut -d' ' -f1
+elif command -v shasum >/dev/null 2>&1; then shasum -a 256 "$1" | cut -d' ' -f1
+elif command -v openssl >/dev/null 2>&1; then openssl dgst -sha256 -r "$1" | cut -d' ' -f1
+else return 1; fi; }
+"#;
+
+/// A `sh` function `check` that sets `bad` to why the installed server
+/// `$f` must not be run, or to nothing: it must be a regular file (not a
+/// symlink), it and its directory owned by the login user and writable by
+/// no one else, executable; with `H=1` also its SHA-256 equal to the one
+/// the upload recorded in `$f.sha256`.
+const CHECK_FN: &str = r#"check() {
+bad=
+d=${f%/*}
+if [ -h "$f" ] || [ ! -f "$f" ]; then bad="it is not a regular file"; return; fi
+if [ ! -O "$f" ] || [ ! -O "$d" ] || [ -h "$d" ]; then bad="it or its directory is not owned by $(id -un)"; return; fi
+for x in "$f" "$d"; do
+case $(ls -ld "$x") in ?????w*|????????w*) bad="group or others may write $x"; return;; esac
+done
+if [ ! -x "$f" ]; then bad="it is not executable"; return; fi
+if [ "$H" = 1 ]; then
+want=$(cat "$f.sha256" 2>/dev/null) || want=
+h=$(sha "$f") || h=
+if [ -z "$h" ] || [ "$h" != "$want" ]; then bad="its SHA-256 is not the one recorded at upload"; fi
+fi
+}
+"#;
+
 /// The first dial, as run by the remote's `sh`: start the proxy when our
-/// version is installed (saying where), else describe the remote.
-fn probe_or_exec_script() -> String {
+/// version is installed and passes `check` (saying where), else describe
+/// the remote. `hash`: also check the installed server's SHA-256.
+fn probe_or_exec_script(hash: bool) -> String {
+    let h = u8::from(hash);
     format!(
-        r#"f="$HOME/{INSTALL_DIR}/distant-server-{VERSION}"
-if [ -f "$f" ] && [ -x "$f" ]; then echo "DISTANT-PATH $f"; exec "$f" proxy; fi
+        r#"H={h}
+{SHA_FN}{CHECK_FN}f="$HOME/{INSTALL_DIR}/distant-server-{VERSION}"
+bad=
+if [ -e "$f" ] || [ -h "$f" ]; then check; if [ -z "$bad" ]; then echo "DISTANT-PATH $f"; exec "$f" proxy; fi; fi
 echo "DISTANT-PROBE 1"
 echo "os=$(uname -s)"
 echo "arch=$(uname -m)"
 echo "path=$f"
 echo "installed=no"
+if command -v gzip >/dev/null 2>&1; then echo "gzip=yes"; else echo "gzip=no"; fi
+echo "refused=$bad"
 "#
+    )
+}
+
+/// A redial (or the dial right after an upload) of the installed server
+/// at `path`: `check` (without the hash), then the proxy; a refusal is
+/// said as `DISTANT-REFUSED <why>`.
+fn checked_proxy_script(path: &str) -> String {
+    format!(
+        r#"H=0
+{CHECK_FN}f={path}
+check
+if [ -n "$bad" ]; then echo "DISTANT-REFUSED $f: $bad"; exit 1; fi
+exec "$f" proxy
+"#,
+        path = sh_quote(path)
     )
 }
 
@@ -470,12 +536,15 @@ fn parse_probe(stdout: &str) -> Option<Probe> {
     let mut lines = stdout.lines().skip_while(|l| l.trim() != "DISTANT-PROBE 1");
     lines.next()?;
     let (mut os, mut arch, mut path, mut installed) = (None, None, None, None);
+    let (mut gzip, mut refused) = (false, None);
     for line in lines {
         match line.split_once('=') {
             Some(("os", v)) => os = Some(v.trim().to_owned()),
             Some(("arch", v)) => arch = Some(v.trim().to_owned()),
             Some(("path", v)) => path = Some(v.to_owned()),
             Some(("installed", v)) => installed = Some(v.trim() == "yes"),
+            Some(("gzip", v)) => gzip = v.trim() == "yes",
+            Some(("refused", v)) if !v.trim().is_empty() => refused = Some(v.trim().to_owned()),
             _ => {}
         }
     }
@@ -484,154 +553,53 @@ fn parse_probe(stdout: &str) -> Option<Probe> {
         arch: arch.filter(|s| !s.is_empty())?,
         path: path.filter(|p| p.starts_with('/'))?,
         installed: installed?,
+        gzip,
+        refused,
     })
 }
 
-/// The upload, as run by the remote's `sh`, reading the binary on stdin.
-fn upload_script(sha256: &str, size: u64) -> String {
+/// The upload, as run by the remote's `sh`, reading the binary on stdin
+/// (gzip-compressed when `gzip`). The install directory must be the login
+/// user's (it is made 0700); the file is written into a fresh private
+/// directory (`mktemp -d`, else `mkdir` of a random name, which fails
+/// rather than reuse what exists) with `noclobber`, so nobody can have
+/// created or linked it beforehand; its size and SHA-256 are checked, the
+/// hash recorded in `<server>.sha256`, and it is renamed into place.
+fn upload_script(sha256: &str, size: u64, gzip: bool) -> String {
+    let receive = if gzip { "gzip -dc" } else { "cat" };
     format!(
         r#"set -e
 umask 077
-d="$HOME/{INSTALL_DIR}"
+{SHA_FN}d="$HOME/{INSTALL_DIR}"
 f="$d/distant-server-{VERSION}"
-t="$d/.distant-server-{VERSION}.upload.$$"
 mkdir -p "$d"
-trap 'rm -f "$t"' EXIT
-cat > "$t"
+if [ -h "$d" ] || [ ! -d "$d" ] || [ ! -O "$d" ]; then echo "DISTANT-UPLOAD $d is not a directory owned by $(id -un)"; exit 3; fi
+chmod 700 "$d"
+w=$(mktemp -d "$d/.upload.XXXXXXXXXX" 2>/dev/null) || {{ w="$d/.upload.$(od -An -N8 -tx1 /dev/urandom | tr -d ' \n')"; mkdir "$w"; }}
+trap 'rm -rf "$w"' EXIT
+t="$w/distant-server"
+set -C
+{receive} > "$t"
+set +C
 n=$(wc -c < "$t" | tr -d ' ')
 if [ "$n" != "{size}" ]; then echo "DISTANT-UPLOAD short: $n of {size} bytes arrived"; exit 3; fi
-if command -v sha256sum >/dev/null 2>&1; then h=$(sha256sum "$t" | cut -d' ' -f1)
-elif command -v shasum >/dev/null 2>&1; then h=$(shasum -a 256 "$t" | cut -d' ' -f1)
-elif command -v openssl >/dev/null 2>&1; then h=$(openssl dgst -sha256 -r "$t" | cut -d' ' -f1)
-else echo "DISTANT-UPLOAD none of sha256sum, shasum or openssl is installed to check the upload"; exit 3; fi
+h=$(sha "$t") || {{ echo "DISTANT-UPLOAD none of sha256sum, shasum or openssl is installed to check the upload"; exit 3; }}
 if [ "$h" != "{sha256}" ]; then echo "DISTANT-UPLOAD the upload arrived corrupted (sha256 $h)"; exit 3; fi
 chmod 700 "$t"
+echo "$h" > "$w/sha256"
+mv -f "$w/sha256" "$f.sha256"
 mv -f "$t" "$f"
 echo "DISTANT-UPLOAD ok"
 "#
     )
 }
 
-/// An OS and architecture, normalised (`Linux`/`Darwin`/…, `x86_64`/
-/// `aarch64`/…).
-#[derive(Debug, Clone, PartialEq, Eq)]
-struct Platform {
-    os: String,
-    arch: String,
-}
-
-impl Platform {
-    fn from_uname(os: &str, arch: &str) -> Self {
-        let arch = match arch {
-            "x86_64" | "amd64" => "x86_64",
-            "aarch64" | "arm64" | "aarch64_be" => "aarch64",
-            "i386" | "i486" | "i586" | "i686" | "x86" => "x86",
-            a if a.starts_with("armv") || a == "arm" => "arm",
-            a => a,
-        };
-        Self {
-            os: os.to_owned(),
-            arch: arch.to_owned(),
-        }
-    }
-
-    /// Reads a binary's header (ELF or Mach-O); `None` if unrecognised.
-    fn of_binary(header: &[u8]) -> Option<Self> {
-        if header.len() >= 20 && header.starts_with(b"\x7fELF") {
-            let le = header[5] == 1;
-            let machine = if le {
-                u16::from_le_bytes([header[18], header[19]])
-            } else {
-                u16::from_be_bytes([header[18], header[19]])
-            };
-            let arch = match machine {
-                0x3e => "x86_64",
-                0xb7 => "aarch64",
-                0x03 => "x86",
-                0x28 => "arm",
-                0xf3 => "riscv64",
-                0x15 => "ppc64",
-                0x16 => "s390x",
-                _ => return None,
-            };
-            let os = match header[7] {
-                9 => "FreeBSD",
-                12 => "OpenBSD",
-                2 => "NetBSD",
-                _ => "Linux",
-            };
-            return Some(Self::from_uname(os, arch));
-        }
-        if header.len() >= 8 && header[..4] == [0xcf, 0xfa, 0xed, 0xfe] {
-            let cpu = u32::from_le_bytes([header[4], header[5], header[6], header[7]]);
-            let arch = match cpu {
-                0x0100_0007 => "x86_64",
-                0x0100_000c => "aarch64",
-                _ => return None,
-            };
-            return Some(Self::from_uname("Darwin", arch));
-        }
-        None
-    }
-
-    /// The Rust target to build for this platform.
-    fn rust_target(&self) -> String {
-        match (self.os.as_str(), self.arch.as_str()) {
-            ("Linux", "arm") => "armv7-unknown-linux-gnueabihf".into(),
-            ("Linux", "x86") => "i686-unknown-linux-gnu".into(),
-            ("Linux", "riscv64") => "riscv64gc-unknown-linux-gnu".into(),
-            ("Linux", a) => format!("{a}-unknown-linux-gnu"),
-            ("Darwin", a) => format!("{a}-apple-darwin"),
-            ("FreeBSD", a) => format!("{a}-unknown-freebsd"),
-            (os, a) => format!("{a} {os}"),
-        }
-    }
-
-    fn shown(&self) -> String {
-        format!("{} {}", self.os, self.arch)
-    }
-}
-
-/// A local binary to upload: path, size, SHA-256, platform.
-struct LocalBinary {
-    path: PathBuf,
-    size: u64,
-    sha256: String,
-    platform: Option<Platform>,
-}
-
-fn inspect(path: &Path) -> io::Result<LocalBinary> {
-    use std::io::Read;
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut header = Vec::new();
-    let mut buf = vec![0u8; 256 * 1024];
-    let mut size = 0u64;
-    loop {
-        let n = file.read(&mut buf)?;
-        if n == 0 {
-            break;
-        }
-        if header.len() < 64 {
-            header.extend_from_slice(&buf[..n.min(64 - header.len())]);
-        }
-        hasher.update(&buf[..n]);
-        size += n as u64;
-    }
-    Ok(LocalBinary {
-        path: path.to_path_buf(),
-        size,
-        sha256: hex::encode(hasher.finalize()),
-        platform: Platform::of_binary(&header),
-    })
-}
-
 /// Runs one short ssh command; returns its status, stdout and stderr. With
-/// `input`, that file is streamed to its stdin.
+/// `input`, those bytes are written to its stdin.
 async fn run_once(
     target: &SshTarget,
     remote: &str,
-    input: Option<&Path>,
+    input: Option<&[u8]>,
     timeout: Duration,
     what: &str,
 ) -> Result<(ExitStatus, String, String), RpcError> {
@@ -645,9 +613,8 @@ async fn run_once(
     let (log, stderr_task) = StderrLog::collect(stderr, pid);
     let feed = async {
         match (input, stdin.take()) {
-            (Some(path), Some(mut sink)) => {
-                let mut file = tokio::fs::File::open(path).await?;
-                tokio::io::copy(&mut file, &mut sink).await?;
+            (Some(bytes), Some(mut sink)) => {
+                tokio::io::AsyncWriteExt::write_all(&mut sink, bytes).await?;
                 tokio::io::AsyncWriteExt::shutdown(&mut sink).await?;
                 Ok::<(), io::Error>(())
             }
@@ -702,6 +669,37 @@ fn non_empty(s: &str) -> &str {
     }
 }
 
+/// Destinations whose installed server's SHA-256 this process has checked
+/// (`destination/version`): later connects check owner and mode only.
+static HASH_CHECKED: Mutex<Vec<String>> = Mutex::new(Vec::new());
+
+fn hash_key(target: &SshTarget) -> String {
+    format!("{}/{VERSION}", target.display())
+}
+
+fn hash_checked(target: &SshTarget) -> bool {
+    lock(&HASH_CHECKED).contains(&hash_key(target))
+}
+
+fn set_hash_checked(target: &SshTarget) {
+    let key = hash_key(target);
+    let mut done = lock(&HASH_CHECKED);
+    if !done.contains(&key) {
+        done.push(key);
+    }
+}
+
+/// Gzip at a level that takes a fraction of a second for a server binary.
+fn gzip(data: &[u8]) -> io::Result<Vec<u8>> {
+    use std::io::Write;
+    let mut encoder = flate2::write::GzEncoder::new(
+        Vec::with_capacity(data.len() / 2),
+        flate2::Compression::new(6),
+    );
+    encoder.write_all(data)?;
+    encoder.finish()
+}
+
 /// Makes sure the remote has our server (uploading it when allowed and
 /// needed); returns its path there.
 async fn install(
@@ -714,80 +712,83 @@ async fn install(
         tracing::info!(destination = %shown, "using distant-server {VERSION} at {}", probe.path);
         return Ok(probe.path);
     }
+    if let Some(why) = &probe.refused {
+        tracing::warn!(destination = %shown, "not running {}: {why}; replacing it", probe.path);
+    }
     if !target.options.upload {
+        let refused = probe
+            .refused
+            .as_ref()
+            .map(|why| format!(" that it may run ({why})"))
+            .unwrap_or_default();
         return Err(RpcError::new(
             ErrorKind::NotFound,
             format!(
-                "{shown} has no distant-server {VERSION} at {} and uploading is off \
+                "{shown} has no distant-server {VERSION} at {}{refused} and uploading is off \
                  (options.upload: false); install it there, or name it in options.remoteServer",
                 probe.path
             ),
         ));
     }
-    let local = super::local::find_binary(server_binary).map_err(|e| {
+    let platform = Platform::from_uname(&probe.os, &probe.arch);
+    let own = super::local::find_binary(server_binary).ok();
+    let options_dir = target.options.servers_dir.clone();
+    let found = {
+        let platform = platform.clone();
+        let compress = probe.gzip;
+        tokio::task::spawn_blocking(move || {
+            let binary = servers::find(&platform, options_dir.as_deref(), own)?;
+            let wire = if compress {
+                Some(gzip(&binary.data).map_err(|e| {
+                    RpcError::internal(format!("compressing the server binary: {e}"))
+                })?)
+            } else {
+                None
+            };
+            Ok::<_, RpcError>((binary, wire))
+        })
+        .await
+        .map_err(|e| RpcError::internal(format!("reading the server binary: {e}")))?
+    };
+    let (binary, wire) = found.map_err(|e| {
         RpcError::new(
             e.kind,
-            format!("{shown} has no distant-server {VERSION} to run and there is none here to upload: {}", e.message),
+            format!(
+                "{shown} is {} and has no distant-server {VERSION}; {}",
+                platform.shown(),
+                e.message
+            ),
         )
     })?;
-    let binary = {
-        let path = local.clone();
-        tokio::task::spawn_blocking(move || inspect(&path))
-            .await
-            .map_err(|e| RpcError::internal(format!("hashing the server binary: {e}")))?
-            .map_err(|e| {
-                RpcError::new(
-                    ErrorKind::Other,
-                    format!("cannot read {} to upload it: {e}", local.display()),
-                )
-            })?
-    };
-    let remote_platform = Platform::from_uname(&probe.os, &probe.arch);
-    match &binary.platform {
-        Some(p) if *p != remote_platform => {
-            return Err(RpcError::new(
-                ErrorKind::Unsupported,
-                format!(
-                    "{shown} is {remote}; this bridge's distant-server ({path}) is for {local}. \
-                     Build distant-server {VERSION} for {triple} and pass it with \
-                     --server-binary, or install it on the remote and name it in \
-                     options.remoteServer",
-                    remote = remote_platform.shown(),
-                    path = binary.path.display(),
-                    local = p.shown(),
-                    triple = remote_platform.rust_target(),
-                ),
-            ));
-        }
-        Some(_) => {}
-        None => tracing::warn!(
-            "cannot tell which platform {} is for; uploading it to {shown} ({}) anyway",
-            binary.path.display(),
-            remote_platform.shown()
-        ),
-    }
     tracing::info!(
         destination = %shown,
-        "uploading distant-server {VERSION} ({} bytes, from {}) to {}",
-        binary.size,
+        "uploading distant-server {VERSION} ({} bytes, {} on the wire{}, from {}) to {}",
+        binary.size(),
+        wire.as_ref().map_or(binary.data.len(), Vec::len),
+        if wire.is_some() { ", gzip" } else { "" },
         binary.path.display(),
         probe.path
     );
     let started = Instant::now();
     let remote = format!(
         "sh -c {}",
-        sh_quote(&upload_script(&binary.sha256, binary.size))
+        sh_quote(&upload_script(
+            &binary.sha256,
+            binary.size(),
+            wire.is_some()
+        ))
     );
     let (status, stdout, stderr) = run_once(
         target,
         &remote,
-        Some(&binary.path),
+        Some(wire.as_deref().unwrap_or(&binary.data)),
         UPLOAD_TIMEOUT,
         "uploading distant-server",
     )
     .await?;
     if status.success() && stdout.lines().any(|l| l.trim() == "DISTANT-UPLOAD ok") {
         tracing::info!(destination = %shown, "uploaded in {:?}", started.elapsed());
+        set_hash_checked(target);
         return Ok(probe.path);
     }
     if status.code() == Some(255) {
@@ -818,9 +819,15 @@ fn truncate(s: &str, max: usize) -> String {
     format!("{}…", &s[..cut])
 }
 
-/// The remote command that starts the proxy.
-fn proxy_command(path: &str) -> String {
-    format!("exec {} proxy", sh_quote(path))
+/// The remote command that starts the proxy at `path`: checked (owner,
+/// mode; see [`checked_proxy_script`]) when it is the server we installed,
+/// as is when the user named it (`options.remoteServer`).
+fn proxy_command(path: &str, checked: bool) -> String {
+    if checked {
+        format!("sh -c {}", sh_quote(&checked_proxy_script(path)))
+    } else {
+        format!("exec {} proxy", sh_quote(path))
+    }
 }
 
 /// ssh's stdio as one byte stream. Dropping it closes ssh's stdin (the
@@ -916,6 +923,7 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
     enum Read {
         Greeting(Result<StaticKey, ()>, Option<String>),
         Probe(String),
+        Refused(String),
         Ended(Vec<u8>),
     }
     // Byte by byte: nothing after the greeting's newline is ours to read.
@@ -944,6 +952,8 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
             }
             if let Some(p) = text.strip_prefix("DISTANT-PATH ") {
                 path = Some(p.to_owned());
+            } else if let Some(why) = text.strip_prefix("DISTANT-REFUSED ") {
+                return Read::Refused(why.to_owned());
             } else if text == "DISTANT-PROBE 1" {
                 let mut rest = Vec::new();
                 let _ = (&mut stdout)
@@ -976,6 +986,17 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
                 kill,
                 path,
             });
+        }
+        Ok(Read::Refused(why)) => {
+            let _ = child.start_kill();
+            settle(stderr_task).await;
+            return Err(RpcError::new(
+                ErrorKind::PermissionDenied,
+                format!(
+                    "{shown}: refusing to run the installed distant-server {why}; \
+                     remove it (a new connect uploads it again) or fix its owner and mode"
+                ),
+            ));
         }
         Ok(Read::Greeting(Err(()), _)) => {
             let _ = child.start_kill();
@@ -1061,12 +1082,13 @@ async fn dial(target: &SshTarget, remote: &str, server: &str) -> Result<Dialled,
     ))
 }
 
-/// Dials the proxy at `path`.
+/// Dials the proxy at `path` (`checked`: see [`proxy_command`]).
 async fn dial_proxy(
     target: &SshTarget,
     path: &str,
+    checked: bool,
 ) -> Result<(Box<SshTransport>, StaticKey, Arc<Notify>), RpcError> {
-    match dial(target, &proxy_command(path), path).await? {
+    match dial(target, &proxy_command(path, checked), path).await? {
         Dialled::Proxy {
             transport,
             key,
@@ -1090,6 +1112,8 @@ async fn dial_proxy(
 pub struct SshDialer {
     target: SshTarget,
     remote_path: String,
+    /// Whether `remote_path` is the server we installed (checked each dial).
+    checked: bool,
     key: StaticKey,
     /// The local binary to upload if the remote one vanished.
     server_binary: Option<PathBuf>,
@@ -1109,12 +1133,13 @@ impl Dialer for SshDialer {
         }
         let target = self.target.clone();
         let path = self.remote_path.clone();
+        let checked = self.checked;
         let key = self.key.clone();
         let server_binary = self.server_binary.clone();
         let previous = self.previous.clone();
         Box::pin(async move {
             let shown = target.display();
-            let dialled = match dial_proxy(&target, &path).await {
+            let dialled = match dial_proxy(&target, &path, checked).await {
                 // The versioned binary is gone (a cleanup removed it): find
                 // or upload it again, as the first connect did.
                 Err(e)
@@ -1171,10 +1196,11 @@ async fn find_or_install(
 ) -> Result<(Box<SshTransport>, StaticKey, Arc<Notify>, String), RpcError> {
     let shown = target.display();
     if let Some(path) = &target.options.remote_server {
-        let (t, k, kill) = dial_proxy(target, path).await?;
+        let (t, k, kill) = dial_proxy(target, path, false).await?;
         return Ok((t, k, kill, path.clone()));
     }
-    let remote = format!("sh -c {}", sh_quote(&probe_or_exec_script()));
+    let hash = !hash_checked(target);
+    let remote = format!("sh -c {}", sh_quote(&probe_or_exec_script(hash)));
     let server = format!("~/{INSTALL_DIR}/distant-server-{VERSION}");
     match dial(target, &remote, &server).await? {
         Dialled::Proxy {
@@ -1190,11 +1216,14 @@ async fn find_or_install(
                 )
             })?;
             tracing::info!(destination = %shown, "using distant-server {VERSION} at {path}");
+            if hash {
+                set_hash_checked(target);
+            }
             Ok((transport, key, kill, path))
         }
         Dialled::Probe(probe) => {
             let path = install(target, probe, server_binary).await?;
-            let (t, k, kill) = dial_proxy(target, &path).await?;
+            let (t, k, kill) = dial_proxy(target, &path, true).await?;
             Ok((t, k, kill, path))
         }
     }
@@ -1213,6 +1242,7 @@ pub async fn open(
     let dialer = SshDialer {
         target: target.clone(),
         remote_path: path,
+        checked: target.options.remote_server.is_none(),
         key: key.clone(),
         server_binary: server_binary.map(Path::to_path_buf),
         first: Mutex::new(Some(transport)),
@@ -1225,6 +1255,7 @@ pub async fn open(
 mod tests {
     use super::*;
     use serde_json::json;
+    use sha2::{Digest, Sha256};
 
     fn target(dest: &str, options: Value) -> SshTarget {
         let mut t = SshTarget::parse(dest.strip_prefix("ssh://").unwrap()).unwrap();
@@ -1287,47 +1318,64 @@ mod tests {
         assert_eq!(out.stdout, b"x'y\"$HOME`z`\n;");
     }
 
+    /// A fresh fake `$HOME` for the remote scripts.
+    fn fake_home(tag: &str) -> PathBuf {
+        static N: std::sync::atomic::AtomicU32 = std::sync::atomic::AtomicU32::new(0);
+        let n = N.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let tmp = std::env::temp_dir().join(format!("distant-{tag}-{}-{n}", std::process::id()));
+        let _ = std::fs::remove_dir_all(&tmp);
+        std::fs::create_dir_all(&tmp).unwrap();
+        tmp
+    }
+
+    /// Runs `script` in `sh` with `HOME=home` and `input` on stdin.
+    fn run_sh(script: &str, home: &Path, input: &[u8]) -> String {
+        use std::io::Write;
+        let mut child = std::process::Command::new("sh")
+            .arg("-c")
+            .arg(script)
+            .env("HOME", home)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let _ = child.stdin.take().unwrap().write_all(input);
+        let out = child.wait_with_output().unwrap();
+        String::from_utf8(out.stdout).unwrap() + &String::from_utf8_lossy(&out.stderr)
+    }
+
     #[test]
     fn the_probe_runs_in_sh_and_is_parsed() {
-        let tmp = std::env::temp_dir().join(format!("distant-probe-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let out = std::process::Command::new("sh")
-            .arg("-c")
-            .arg(probe_or_exec_script())
-            .env("HOME", &tmp)
-            .output()
-            .unwrap();
+        let tmp = fake_home("probe");
+        let text = run_sh(&probe_or_exec_script(true), &tmp, b"");
         let _ = std::fs::remove_dir_all(&tmp);
-        let text = String::from_utf8(out.stdout).unwrap();
         let probe = parse_probe(&format!("motd junk\n{text}")).expect(&text);
         assert!(!probe.installed);
+        assert_eq!(probe.refused, None);
         assert!(probe.path.ends_with(&format!("/distant-server-{VERSION}")));
         assert!(probe.path.starts_with(&tmp.display().to_string()));
         assert!(!probe.os.is_empty() && !probe.arch.is_empty());
+        let has_gzip = std::process::Command::new("sh")
+            .args(["-c", "command -v gzip"])
+            .stdout(Stdio::null())
+            .status()
+            .unwrap()
+            .success();
+        assert_eq!(probe.gzip, has_gzip);
         assert_eq!(parse_probe("nothing here"), None);
         assert_eq!(parse_probe("DISTANT-PROBE 1\nos=Linux\n"), None);
     }
 
+    /// A stand-in server: says it ran, and with which argument.
+    const FAKE_SERVER: &[u8] = b"#!/bin/sh\necho \"FAKE-SERVER-RAN $1\"\n";
+
     #[test]
     fn the_upload_script_checks_size_and_hash() {
-        let tmp = std::env::temp_dir().join(format!("distant-upload-{}", std::process::id()));
-        std::fs::create_dir_all(&tmp).unwrap();
-        let data = b"pretend binary";
+        let tmp = fake_home("upload");
+        let data = FAKE_SERVER;
         let sha = hex::encode(Sha256::digest(data));
-        let run = |sha: &str, size: u64| {
-            use std::io::Write;
-            let mut child = std::process::Command::new("sh")
-                .arg("-c")
-                .arg(upload_script(sha, size))
-                .env("HOME", &tmp)
-                .stdin(Stdio::piped())
-                .stdout(Stdio::piped())
-                .spawn()
-                .unwrap();
-            child.stdin.take().unwrap().write_all(data).unwrap();
-            let out = child.wait_with_output().unwrap();
-            String::from_utf8(out.stdout).unwrap()
-        };
+        let run = |sha: &str, size: u64| run_sh(&upload_script(sha, size, false), &tmp, data);
         let installed = tmp
             .join(INSTALL_DIR)
             .join(format!("distant-server-{VERSION}"));
@@ -1335,51 +1383,127 @@ mod tests {
         assert!(!installed.exists());
         assert!(run(&sha, 99).contains("short"));
         assert!(!installed.exists());
+        // A directory anyone may write is made private first.
+        use std::os::unix::fs::PermissionsExt;
+        let dir = installed.parent().unwrap();
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(0o777)).unwrap();
         assert!(run(&sha, data.len() as u64).contains("DISTANT-UPLOAD ok"));
         assert_eq!(std::fs::read(&installed).unwrap(), data);
-        use std::os::unix::fs::PermissionsExt;
         let mode = std::fs::metadata(&installed).unwrap().permissions().mode();
         assert_eq!(mode & 0o777, 0o700);
-        let leftovers = std::fs::read_dir(installed.parent().unwrap())
+        let mode = std::fs::metadata(dir).unwrap().permissions().mode();
+        assert_eq!(mode & 0o777, 0o700);
+        let recorded = std::fs::read_to_string(format!("{}.sha256", installed.display())).unwrap();
+        assert_eq!(recorded.trim(), sha);
+        let mut names: Vec<_> = std::fs::read_dir(dir)
             .unwrap()
-            .count();
-        assert_eq!(leftovers, 1, "no temporary file is left behind");
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        assert_eq!(
+            names,
+            [
+                format!("distant-server-{VERSION}"),
+                format!("distant-server-{VERSION}.sha256")
+            ],
+            "no temporary file is left behind"
+        );
+        // Compressed on the wire: the same file arrives.
+        std::fs::remove_file(&installed).unwrap();
+        let packed = gzip(data).unwrap();
+        let out = run_sh(&upload_script(&sha, data.len() as u64, true), &tmp, &packed);
+        assert!(out.contains("DISTANT-UPLOAD ok"), "{out}");
+        assert_eq!(std::fs::read(&installed).unwrap(), data);
         let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]
-    fn platforms_from_uname_and_headers() {
-        assert_eq!(
-            Platform::from_uname("Linux", "amd64"),
-            Platform::from_uname("Linux", "x86_64")
+    fn an_installed_server_runs_only_when_its_owner_mode_and_hash_are_right() {
+        use std::os::unix::fs::PermissionsExt;
+        let tmp = fake_home("check");
+        let sha = hex::encode(Sha256::digest(FAKE_SERVER));
+        let out = run_sh(
+            &upload_script(&sha, FAKE_SERVER.len() as u64, false),
+            &tmp,
+            FAKE_SERVER,
         );
-        assert_eq!(Platform::from_uname("Darwin", "arm64").arch, "aarch64");
-        let mut elf = vec![0u8; 64];
-        elf[..4].copy_from_slice(b"\x7fELF");
-        elf[5] = 1;
-        elf[18] = 0xb7;
-        let p = Platform::of_binary(&elf).unwrap();
-        assert_eq!(p, Platform::from_uname("Linux", "aarch64"));
-        assert_eq!(p.rust_target(), "aarch64-unknown-linux-gnu");
-        let mut macho = vec![0xcf, 0xfa, 0xed, 0xfe];
-        macho.extend_from_slice(&0x0100_000cu32.to_le_bytes());
-        let p = Platform::of_binary(&macho).unwrap();
-        assert_eq!(p.rust_target(), "aarch64-apple-darwin");
-        assert_eq!(Platform::of_binary(b"#!/bin/sh\n"), None);
-        // This very test binary is for the machine running it.
-        let me = inspect(&std::env::current_exe().unwrap()).unwrap();
-        let uname = |flag: &str| {
-            let out = std::process::Command::new("uname")
-                .arg(flag)
-                .output()
-                .unwrap();
-            String::from_utf8(out.stdout).unwrap().trim().to_owned()
-        };
-        assert_eq!(
-            me.platform,
-            Some(Platform::from_uname(&uname("-s"), &uname("-m")))
+        assert!(out.contains("DISTANT-UPLOAD ok"), "{out}");
+        let installed = tmp
+            .join(INSTALL_DIR)
+            .join(format!("distant-server-{VERSION}"));
+        let path = installed.display().to_string();
+        let probe = |hash: bool| run_sh(&probe_or_exec_script(hash), &tmp, b"");
+        let refused = |text: &str| parse_probe(text).and_then(|p| p.refused);
+
+        // As uploaded: run, hash checked or not.
+        for hash in [true, false] {
+            let out = probe(hash);
+            assert!(out.contains(&format!("DISTANT-PATH {path}")), "{out}");
+            assert!(out.contains("FAKE-SERVER-RAN proxy"), "{out}");
+        }
+        assert!(run_sh(&checked_proxy_script(&path), &tmp, b"").contains("FAKE-SERVER-RAN proxy"));
+
+        // Changed bytes, same owner and mode: the hash check catches it
+        // (once per version: a connect that skips the hash runs it).
+        std::fs::write(&installed, b"#!/bin/sh\necho TAMPERED\n").unwrap();
+        let out = probe(true);
+        assert!(!out.contains("TAMPERED"), "{out}");
+        assert!(refused(&out).unwrap().contains("SHA-256"), "{out}");
+        std::fs::write(&installed, FAKE_SERVER).unwrap();
+        assert!(probe(true).contains("FAKE-SERVER-RAN"));
+
+        // Writable by the group: refused by the probe and by a redial.
+        std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o770)).unwrap();
+        let out = probe(false);
+        assert!(!out.contains("FAKE-SERVER-RAN"), "{out}");
+        assert!(
+            refused(&out).unwrap().contains("group or others may write"),
+            "{out}"
         );
-        assert_eq!(me.sha256.len(), 64);
+        let out = run_sh(&checked_proxy_script(&path), &tmp, b"");
+        assert!(out.starts_with("DISTANT-REFUSED "), "{out}");
+        assert!(!out.contains("FAKE-SERVER-RAN"), "{out}");
+        std::fs::set_permissions(&installed, std::fs::Permissions::from_mode(0o700)).unwrap();
+
+        // A symlink in its place (to a file that would pass) is refused.
+        let elsewhere = tmp.join("elsewhere");
+        std::fs::write(&elsewhere, FAKE_SERVER).unwrap();
+        std::fs::set_permissions(&elsewhere, std::fs::Permissions::from_mode(0o700)).unwrap();
+        std::fs::remove_file(&installed).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &installed).unwrap();
+        let out = probe(false);
+        assert!(
+            refused(&out).unwrap().contains("not a regular file"),
+            "{out}"
+        );
+        // The upload replaces the link itself, not its target.
+        let out = run_sh(
+            &upload_script(&sha, FAKE_SERVER.len() as u64, false),
+            &tmp,
+            FAKE_SERVER,
+        );
+        assert!(out.contains("DISTANT-UPLOAD ok"), "{out}");
+        assert!(!std::fs::symlink_metadata(&installed).unwrap().is_symlink());
+        assert!(probe(true).contains("FAKE-SERVER-RAN"));
+
+        // Owned by someone else (needs root to arrange; CI runs as root).
+        if unsafe { libc::geteuid() } == 0 {
+            let c = std::ffi::CString::new(path.clone()).unwrap();
+            assert_eq!(unsafe { libc::chown(c.as_ptr(), 65534, 65534) }, 0);
+            let out = probe(false);
+            assert!(refused(&out).unwrap().contains("not owned by"), "{out}");
+            // Nor is an install directory of someone else's used.
+            let dir =
+                std::ffi::CString::new(installed.parent().unwrap().display().to_string()).unwrap();
+            assert_eq!(unsafe { libc::chown(dir.as_ptr(), 65534, 65534) }, 0);
+            let out = run_sh(
+                &upload_script(&sha, FAKE_SERVER.len() as u64, false),
+                &tmp,
+                FAKE_SERVER,
+            );
+            assert!(out.contains("is not a directory owned by"), "{out}");
+        }
+        let _ = std::fs::remove_dir_all(&tmp);
     }
 
     #[test]

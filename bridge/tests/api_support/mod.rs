@@ -232,7 +232,13 @@ pub struct OwnServer {
 
 impl OwnServer {
     pub fn start(key: &str) -> Self {
-        let mut child = Command::new(server_binary())
+        Self::start_with(Command::new(server_binary()), key)
+    }
+
+    /// Runs `command` (a `distant-server`, possibly wrapped: `chroot`,
+    /// `qemu-aarch64`) with `listen` on loopback and `key`.
+    pub fn start_with(mut command: Command, key: &str) -> Self {
+        let mut child = command
             .args(["listen", "--host", "127.0.0.1", "--port", "0"])
             .env("DISTANT_KEY", key)
             .stdin(Stdio::null())

@@ -31,6 +31,12 @@ const SSHD: &str = "/usr/sbin/sshd";
 const SETUP: &str =
     "run `sudo bash .ci/setup-ssh.sh` (installs openssh-server and the distant-test user)";
 
+/// The static server the bridge under test uploads to this machine's
+/// architecture (`scripts/build-servers`).
+pub fn uploaded_server() -> PathBuf {
+    distant_testkit::uploadable_server(std::env::consts::ARCH)
+}
+
 /// One ssh test at a time: they share the remote account.
 pub async fn serial() -> tokio::sync::MutexGuard<'static, ()> {
     static LOCK: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
@@ -85,6 +91,9 @@ impl Sshd {
         assert_eq!(euid, 0, "the ssh tests run sshd and must run as root");
         let (uid, home) = test_user();
         std::fs::create_dir_all("/run/sshd").expect("mkdir /run/sshd");
+        // What the bridge uploads: the static build it finds in
+        // target/servers/ (built here if missing or stale).
+        uploaded_server();
 
         let dir = TempDir::new("sshd");
         std::fs::set_permissions(dir.path(), std::fs::Permissions::from_mode(0o755)).unwrap();

@@ -116,6 +116,14 @@ command("DistantShell", function(args)
   require("distant.shell").shell(#args.fargs > 0 and args.fargs or nil)
 end, { nargs = "*", desc = "distant: remote shell (or CMD) in a terminal buffer" })
 
+command("DistantInstall", function(args)
+  require("distant.install").install({ debug = args.bang })
+end, {
+  nargs = 0,
+  bang = true,
+  desc = "distant: build distant-bridge and distant-server with cargo into the plugin's data dir (! : debug build)",
+})
+
 command("DistantSpawn", function(args)
   require("distant.shell").spawn(args.args)
 end, { nargs = "+", desc = "distant: run CMD remotely, output in a scratch buffer" })

@@ -221,15 +221,13 @@ export class DistantFileSystemProvider implements vscode.FileSystemProvider, vsc
     return this.guard(destination, async () => {
       this.sameAuthority(source, destination);
       const dst = remotePath(destination.path);
-      // fs/copy has no overwrite flag: check, and clear the way when allowed.
-      const exists = await this.call<boolean>(destination, "fs/exists", {
-        path: dst,
+      // The server copies under a temporary name and renames it into
+      // place: a failed copy leaves the destination as it was.
+      await this.call(source, "fs/copy", {
+        src: remotePath(source.path),
+        dst,
+        overwrite: options.overwrite,
       });
-      if (exists) {
-        if (!options.overwrite) throw new BridgeError(`${dst} already exists`, "already_exists");
-        await this.call(destination, "fs/remove", { path: dst, force: true });
-      }
-      await this.call(source, "fs/copy", { src: remotePath(source.path), dst });
       this.forgetEtags(destination);
     });
   }

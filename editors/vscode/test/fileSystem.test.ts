@@ -224,6 +224,10 @@ describe("tree operations", () => {
     assert.equal(readFileSync(join(h.dir, "c2"), "utf8"), "target");
     await fs.copy(uri(`${h.dir}/c1`), uri(`${h.dir}/c2`), { overwrite: true });
     assert.equal(readFileSync(join(h.dir, "c2"), "utf8"), "source");
+    // A copy that fails half-way (reading /proc/self/mem fails) keeps the
+    // destination: the server copies to a temporary name, then renames.
+    await assert.rejects(fs.copy(uri("/proc/self/mem"), uri(`${h.dir}/c2`), { overwrite: true }));
+    assert.equal(readFileSync(join(h.dir, "c2"), "utf8"), "source");
     mkdirSync(join(h.dir, "cdir"));
     writeFileSync(join(h.dir, "cdir/inner"), "in");
     await fs.copy(uri(`${h.dir}/cdir`), uri(`${h.dir}/cdir2`), {

@@ -121,11 +121,12 @@ function M.start()
   if M.running() then
     return
   end
-  local bridge = config.options.bridge
-  if vim.fn.executable(bridge) ~= 1 then
+  local bridge, configured = require("distant.install").find_bridge()
+  if not bridge then
     util.fail(
-      ("cannot run the bridge %q: not found or not executable."):format(bridge)
-        .. " Install distant-bridge or set `bridge` in require('distant').setup()"
+      ("cannot run the bridge %q: not found or not executable."):format(configured)
+        .. " Run :DistantInstall (builds it with cargo), or install distant-bridge"
+        .. " and set `bridge` in require('distant').setup()"
     )
   end
   local cmd = { bridge }

@@ -63,11 +63,43 @@ M.defaults = {
 ---@type distant.Config
 M.options = vim.deepcopy(M.defaults)
 
---- Merges user options over the defaults; unknown keys are kept so a newer
---- option is never silently dropped by an older validator.
+--- Names of `opts` keys (and `keymaps` keys) the defaults do not have.
+---@param opts table
+---@return string[]
+function M.unknown(opts)
+  local found = {}
+  for key in pairs(opts) do
+    if M.defaults[key] == nil and key ~= "bridge_env" and key ~= "connect_options" then
+      table.insert(found, tostring(key))
+    end
+  end
+  if type(opts.keymaps) == "table" then
+    for key in pairs(opts.keymaps) do
+      if M.defaults.keymaps[key] == nil then
+        table.insert(found, "keymaps." .. tostring(key))
+      end
+    end
+  end
+  table.sort(found)
+  return found
+end
+
+--- Merges user options over the defaults. Unknown keys (a typo such as
+--- `sever`) get a warning naming them, and are kept so a newer option is
+--- never dropped by an older validator.
 ---@param opts? table
 function M.set(opts)
   opts = opts or {}
+  local unknown = M.unknown(opts)
+  if #unknown > 0 then
+    vim.notify(
+      ("distant.setup: unknown option%s %s (see :help distant-config)"):format(
+        #unknown > 1 and "s" or "",
+        "`" .. table.concat(unknown, "`, `") .. "`"
+      ),
+      vim.log.levels.WARN
+    )
+  end
   -- Plain checks rather than vim.validate, whose signature changed in 0.11.
   local function expect(name, value, kind, optional)
     if value == nil and optional then

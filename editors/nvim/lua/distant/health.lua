@@ -1,5 +1,6 @@
 -- distant.health: `:checkhealth distant` — the bridge (found, runs, its
--- version), the connection state, and the configured language servers.
+-- version; what to run when it is missing), the connection state, and the
+-- configured language servers.
 
 local M = {}
 
@@ -16,13 +17,21 @@ function M.check()
   end
 
   health.start("distant: bridge")
-  local bridge = config.options.bridge
-  local exe = vim.fn.exepath(bridge)
-  if exe == "" then
-    health.error(("`%s` not found or not executable"):format(bridge), {
-      "Install it: cargo install --path bridge (in the distant repository)",
+  local install = require("distant.install")
+  local exe, bridge = install.find_bridge()
+  if not exe then
+    local advice = {
+      "Run :DistantInstall: it builds it with cargo into " .. install.bridge_path(),
+      "(the command it runs: " .. install.command_line() .. ")",
       "Or set `bridge` in require('distant').setup({ bridge = '/path/to/distant-bridge' })",
-    })
+    }
+    if vim.fn.executable("cargo") ~= 1 then
+      table.insert(advice, 1, "cargo is not installed: get it from https://rustup.rs first")
+    end
+    health.error(
+      ("`%s` not found or not executable, and %s is not there"):format(bridge, install.bridge_path()),
+      advice
+    )
   else
     local ok, result = pcall(function()
       return vim.system({ exe, "--version" }, { text = true }):wait(5000)

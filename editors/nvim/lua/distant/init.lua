@@ -1,15 +1,22 @@
 -- distant: remote editing over distant-bridge. The public Lua API is this
 -- module: setup(), connect(), disconnect(), open(), status(). Requiring it
 -- does nothing else: no process, no autocmd, no option set. The commands
--- and `distant://` autocmds live in plugin/distant.lua and call in here.
+-- and `distant://` autocmds live in plugin/distant.lua and call in here
+-- (setup() sources it when Neovim did not).
 
 local M = {}
 
 --- Sets options (see :help distant-config). Optional: commands work with
---- the defaults.
+--- the defaults. Also makes sure the commands and `distant://` autocmds
+--- exist, for a plugin put on 'runtimepath' after startup (whose
+--- plugin/distant.lua Neovim never sourced); idempotent.
 ---@param opts? distant.Config
 function M.setup(opts)
   require("distant.config").set(opts)
+  if not vim.g.loaded_distant then
+    local here = debug.getinfo(1, "S").source:sub(2) -- …/lua/distant/init.lua
+    dofile(vim.fn.fnamemodify(here, ":p:h:h:h") .. "/plugin/distant.lua")
+  end
 end
 
 --- Connects to `destination` (`local`, `distant://[:KEY]@HOST:PORT`,
