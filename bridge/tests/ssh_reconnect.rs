@@ -225,6 +225,14 @@ async fn a_refused_reinstall_ends_the_retrying_at_once() {
     let sshd = Sshd::start();
     let (mut p, conn) = connect_ssh(&sshd).await;
 
+    // Put the remote back however this test ends, for the tests that follow.
+    struct Reset<'a>(&'a Sshd);
+    impl Drop for Reset<'_> {
+        fn drop(&mut self) {
+            self.0.reset_remote();
+        }
+    }
+    let reset = Reset(&sshd);
     let share = sshd.home.join(".local/share/distant");
     let _ = std::fs::remove_dir_all(&share);
     std::fs::create_dir_all(&share).unwrap();
@@ -232,8 +240,7 @@ async fn a_refused_reinstall_ends_the_retrying_at_once() {
     std::fs::write(share.join("bin"), b"not a directory").unwrap();
     sshd.kill_servers();
     let lost = p.note("connection/state", |s| s["state"] == "lost").await;
-    // Put the remote back before asserting, for the tests that follow.
-    sshd.reset_remote();
+    drop(reset);
     assert_eq!(lost["connection"], Value::from(conn.clone()));
     let detail = lost["detail"].as_str().unwrap_or_default();
     assert!(

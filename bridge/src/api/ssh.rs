@@ -1140,12 +1140,15 @@ impl Dialer for SshDialer {
         Box::pin(async move {
             let shown = target.display();
             let dialled = match dial_proxy(&target, &path, checked).await {
-                // The versioned binary is gone (a cleanup removed it): find
-                // or upload it again, as the first connect did.
+                // The installed binary is gone (a cleanup removed it) or its
+                // check refuses it (`DISTANT-REFUSED`: not a regular file any
+                // more, wrong owner or mode): find or upload it again, as the
+                // first connect did.
                 Err(e)
-                    if e.kind == ErrorKind::NotFound && target.options.remote_server.is_none() =>
+                    if matches!(e.kind, ErrorKind::NotFound | ErrorKind::PermissionDenied)
+                        && target.options.remote_server.is_none() =>
                 {
-                    tracing::info!(destination = %shown, "the remote distant-server vanished: {}", e.message);
+                    tracing::info!(destination = %shown, "the remote distant-server vanished or was refused: {}", e.message);
                     find_or_install(&target, server_binary.as_deref())
                         .await
                         .map(|(t, k, kill, _)| (t, k, kill))
