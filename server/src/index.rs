@@ -23,8 +23,8 @@ use distant_protocol::msg::{ErrorKind, IndexQuery, Reply};
 use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
 use ignore::{WalkBuilder, WalkState};
 
+use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
-use crate::registry::Registry;
 use crate::reply::ReplySink;
 
 /// A page is sent once it holds this many paths...
@@ -40,22 +40,15 @@ const MAX_THREADS: usize = 4;
 
 /// The indexes of one session.
 pub struct Indexes {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     limits: Limits,
-    /// Running indexes and their cancel flags.
-    running: Registry<Arc<AtomicBool>>,
+    jobs: Jobs,
 }
 
 impl Indexes {
     pub fn new(limits: Limits) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                limits,
-                running: Registry::new("index"),
-            }),
+            limits,
+            jobs: Jobs::new("index", "indexes", "paths"),
         }
     }
 
@@ -63,98 +56,76 @@ impl Indexes {
     /// `IndexStarted` (or an error); pages and `IndexDone` then stream
     /// through `sink`.
     pub async fn start(&self, query: IndexQuery, sink: ReplySink) -> Reply {
-        if let Err(reply) = self.shared.running.check_open() {
+        if let Err(reply) = self.jobs.check_open() {
             return reply;
         }
         let plan = match Plan::new(query) {
             Ok(p) => p,
             Err(reply) => return reply,
         };
-        let cancel = Arc::new(AtomicBool::new(false));
-        let max = self.shared.limits.max_searches;
-        let admitted = self.shared.running.admit(
-            max,
-            || {
-                format!(
-                    "this session already runs {max} indexes, the most allowed; cancel one \
-                     or wait for one to finish, or start the server with a higher --max-searches"
-                )
-            },
-            cancel.clone(),
-        );
-        let id = match admitted {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
         let handle = tokio::runtime::Handle::current();
-        let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("index-{id}"))
-            .spawn({
-                let shared = shared.clone();
-                move || {
-                    let mut run = Run {
-                        id,
-                        sink,
-                        handle,
-                        cancel,
-                        page: Vec::new(),
-                        page_bytes: 0,
-                        page_since: None,
-                        count: 0,
-                        max_paths: plan.max_paths,
-                        truncated: false,
-                        gone: false,
-                    };
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        plan.execute(&mut run);
-                    }));
-                    let error = outcome.err().map(|_| {
-                        tracing::error!(index = id, "index thread panicked");
-                        "the index failed unexpectedly; the paths may be incomplete".to_string()
-                    });
-                    run.flush();
-                    shared.running.remove(id);
-                    let done = Reply::IndexDone {
-                        index: id,
-                        count: run.count,
-                        truncated: run.truncated,
-                        cancelled: run.cancel.load(Ordering::SeqCst),
-                        error,
-                    };
-                    if !run.gone {
-                        run.handle.block_on(run.sink.send(done));
-                    }
-                }
+        let max_paths = plan.max_paths;
+        let started = self
+            .jobs
+            .start(self.limits.max_searches, move |id, cancel| IndexJob {
+                plan,
+                run: Run {
+                    id,
+                    sink,
+                    handle,
+                    cancel,
+                    page: Vec::new(),
+                    page_bytes: 0,
+                    page_since: None,
+                    count: 0,
+                    max_paths,
+                    truncated: false,
+                    gone: false,
+                },
             });
-        if let Err(e) = spawned {
-            shared.running.remove(id);
-            return Reply::error(ErrorKind::Other, format!("cannot start the index: {e}"));
-        }
-        Reply::IndexStarted { index: id }
-    }
-
-    /// Stops a running index; it still ends with `IndexDone`.
-    pub async fn cancel(&self, index: u64) -> Reply {
-        match self
-            .shared
-            .running
-            .with_live(index, |flag| flag.store(true, Ordering::SeqCst))
-        {
-            Ok(_) => Reply::Ok,
+        match started {
+            Ok(id) => Reply::IndexStarted { index: id },
             Err(reply) => reply,
         }
     }
 
+    /// Stops a running index; it still ends with `IndexDone`.
+    pub async fn cancel(&self, index: u64) -> Reply {
+        self.jobs.cancel(index)
+    }
+
     /// The session ended: cancel every index and wait briefly for them.
     pub async fn shutdown(&self) {
-        self.shared.running.close();
-        self.shared
-            .running
-            .for_each(|flag| flag.store(true, Ordering::SeqCst));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.shared.running.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        self.jobs.shutdown().await
+    }
+}
+
+/// An index walk on its thread.
+struct IndexJob {
+    plan: Plan,
+    run: Run,
+}
+
+impl Job for IndexJob {
+    fn execute(&mut self) {
+        self.plan.execute(&mut self.run);
+    }
+
+    fn flush(&mut self) {
+        self.run.flush();
+    }
+
+    fn finish(self, cancelled: bool, error: Option<String>) {
+        let run = self.run;
+        let done = Reply::IndexDone {
+            index: run.id,
+            count: run.count,
+            truncated: run.truncated,
+            cancelled,
+            error,
+        };
+        if !run.gone {
+            run.handle.block_on(run.sink.send(done));
         }
     }
 }

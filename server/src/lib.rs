@@ -23,6 +23,7 @@
 
 pub mod errors;
 pub mod fs;
+mod jobs;
 pub mod limits;
 mod registry;
 pub mod reply;
