@@ -20,9 +20,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use distant_protocol::msg::{ErrorKind, IndexQuery, Reply};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use ignore::{WalkBuilder, WalkState};
 
+use crate::globs::{self, glob_set};
 use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
 use crate::reply::ReplySink;
@@ -192,7 +193,7 @@ impl Plan {
             root: PathBuf::from(&q.root),
             hidden: q.hidden,
             gitignore: q.gitignore,
-            exclude: globs(&q.exclude)?,
+            exclude: glob_set(&q.exclude, "exclude")?,
             only,
             max_paths: q.max_paths,
         })
@@ -223,7 +224,7 @@ impl Plan {
                 }
                 let rel = relative(&root, entry.path());
                 if let Some(ex) = &exclude {
-                    if matches_globs(ex, &rel) {
+                    if globs::matches(ex, &rel) {
                         return false;
                     }
                 }
@@ -383,41 +384,6 @@ fn under(o: &str, rel: &str) -> bool {
 /// `rel` is `o`, inside it, or one of its ancestors (walked to reach it).
 fn related(o: &str, rel: &str) -> bool {
     under(o, rel) || under(rel, o)
-}
-
-/// A glob matches a relative path when it matches the whole of it, or, for
-/// a glob without '/', the last component (like .gitignore).
-fn matches_globs(set: &GlobSet, rel: &str) -> bool {
-    if set.is_match(rel) {
-        return true;
-    }
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    name != rel && set.is_match(name)
-}
-
-fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Reply> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = GlobBuilder::new(p.trim_start_matches('/'))
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Reply::error(
-                    ErrorKind::InvalidParams,
-                    format!("invalid exclude glob {p:?}: {e}"),
-                )
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| {
-        Reply::error(
-            ErrorKind::InvalidParams,
-            format!("invalid exclude globs: {e}"),
-        )
-    })
 }
 
 #[cfg(test)]

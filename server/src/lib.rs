@@ -23,6 +23,7 @@
 
 pub mod errors;
 pub mod fs;
+mod globs;
 mod jobs;
 pub mod limits;
 mod registry;

@@ -13,12 +13,13 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use distant_protocol::msg::{ErrorKind, Reply, SearchMatch, SearchQuery, SearchTarget, Submatch};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use grep_matcher::Matcher;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
 use ignore::WalkBuilder;
 
+use crate::globs::{self, glob_set};
 use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
 use crate::reply::ReplySink;
@@ -163,9 +164,9 @@ impl Plan {
                 format!("invalid search pattern {:?}: {e}", query.pattern),
             )
         })?;
-        let include = globs(&query.include, "include")?;
+        let include = glob_set(&query.include, "include")?;
         // Exclude globs are checked here, used by the walker's filter.
-        globs(&query.exclude, "exclude")?;
+        glob_set(&query.exclude, "exclude")?;
         Ok(Plan {
             query,
             matcher,
@@ -192,10 +193,10 @@ impl Plan {
                 q.max_depth
                     .map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
             );
-        if let Ok(Some(exclude)) = globs(&q.exclude, "exclude") {
+        if let Ok(Some(exclude)) = glob_set(&q.exclude, "exclude") {
             let roots = self.roots.clone();
             walk.filter_entry(move |entry| {
-                entry.depth() == 0 || !matches_globs(&exclude, &relative(&roots, entry.path()))
+                entry.depth() == 0 || !globs::matches(&exclude, &relative(&roots, entry.path()))
             });
         }
         let mut searcher = SearcherBuilder::new()
@@ -232,7 +233,7 @@ impl Plan {
                 // Directories are always walked for contents; files (and,
                 // for path searches, directories) must match an include glob.
                 let walked_dir = is_dir && q.target == SearchTarget::Contents;
-                if !walked_dir && !matches_globs(include, &rel) {
+                if !walked_dir && !globs::matches(include, &rel) {
                     continue;
                 }
             }
@@ -414,39 +415,4 @@ fn relative(roots: &[PathBuf], path: &Path) -> String {
         .min_by_key(|rel| rel.as_os_str().len())
         .unwrap_or(path);
     rel.to_string_lossy().into_owned()
-}
-
-/// A glob matches a relative path when it matches the whole of it, or, for
-/// a glob without '/', the last component (like .gitignore).
-fn matches_globs(set: &GlobSet, rel: &str) -> bool {
-    if set.is_match(rel) {
-        return true;
-    }
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    name != rel && set.is_match(name)
-}
-
-fn globs(patterns: &[String], what: &str) -> Result<Option<GlobSet>, Reply> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = GlobBuilder::new(p.trim_start_matches('/'))
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Reply::error(
-                    ErrorKind::InvalidParams,
-                    format!("invalid {what} glob {p:?}: {e}"),
-                )
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| {
-        Reply::error(
-            ErrorKind::InvalidParams,
-            format!("invalid {what} globs: {e}"),
-        )
-    })
 }
