@@ -20,11 +20,12 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use distant_protocol::msg::{ErrorKind, IndexQuery, Reply};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use ignore::{WalkBuilder, WalkState};
 
+use crate::globs::{self, glob_set};
+use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
-use crate::registry::Registry;
 use crate::reply::ReplySink;
 
 /// A page is sent once it holds this many paths...
@@ -40,22 +41,15 @@ const MAX_THREADS: usize = 4;
 
 /// The indexes of one session.
 pub struct Indexes {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     limits: Limits,
-    /// Running indexes and their cancel flags.
-    running: Registry<Arc<AtomicBool>>,
+    jobs: Jobs,
 }
 
 impl Indexes {
     pub fn new(limits: Limits) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                limits,
-                running: Registry::new("index"),
-            }),
+            limits,
+            jobs: Jobs::new("index", "indexes", "paths"),
         }
     }
 
@@ -63,98 +57,76 @@ impl Indexes {
     /// `IndexStarted` (or an error); pages and `IndexDone` then stream
     /// through `sink`.
     pub async fn start(&self, query: IndexQuery, sink: ReplySink) -> Reply {
-        if let Err(reply) = self.shared.running.check_open() {
+        if let Err(reply) = self.jobs.check_open() {
             return reply;
         }
         let plan = match Plan::new(query) {
             Ok(p) => p,
             Err(reply) => return reply,
         };
-        let cancel = Arc::new(AtomicBool::new(false));
-        let max = self.shared.limits.max_searches;
-        let admitted = self.shared.running.admit(
-            max,
-            || {
-                format!(
-                    "this session already runs {max} indexes, the most allowed; cancel one \
-                     or wait for one to finish, or start the server with a higher --max-searches"
-                )
-            },
-            cancel.clone(),
-        );
-        let id = match admitted {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
         let handle = tokio::runtime::Handle::current();
-        let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("index-{id}"))
-            .spawn({
-                let shared = shared.clone();
-                move || {
-                    let mut run = Run {
-                        id,
-                        sink,
-                        handle,
-                        cancel,
-                        page: Vec::new(),
-                        page_bytes: 0,
-                        page_since: None,
-                        count: 0,
-                        max_paths: plan.max_paths,
-                        truncated: false,
-                        gone: false,
-                    };
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        plan.execute(&mut run);
-                    }));
-                    let error = outcome.err().map(|_| {
-                        tracing::error!(index = id, "index thread panicked");
-                        "the index failed unexpectedly; the paths may be incomplete".to_string()
-                    });
-                    run.flush();
-                    shared.running.remove(id);
-                    let done = Reply::IndexDone {
-                        index: id,
-                        count: run.count,
-                        truncated: run.truncated,
-                        cancelled: run.cancel.load(Ordering::SeqCst),
-                        error,
-                    };
-                    if !run.gone {
-                        run.handle.block_on(run.sink.send(done));
-                    }
-                }
+        let max_paths = plan.max_paths;
+        let started = self
+            .jobs
+            .start(self.limits.max_searches, move |id, cancel| IndexJob {
+                plan,
+                run: Run {
+                    id,
+                    sink,
+                    handle,
+                    cancel,
+                    page: Vec::new(),
+                    page_bytes: 0,
+                    page_since: None,
+                    count: 0,
+                    max_paths,
+                    truncated: false,
+                    gone: false,
+                },
             });
-        if let Err(e) = spawned {
-            shared.running.remove(id);
-            return Reply::error(ErrorKind::Other, format!("cannot start the index: {e}"));
-        }
-        Reply::IndexStarted { index: id }
-    }
-
-    /// Stops a running index; it still ends with `IndexDone`.
-    pub async fn cancel(&self, index: u64) -> Reply {
-        match self
-            .shared
-            .running
-            .with_live(index, |flag| flag.store(true, Ordering::SeqCst))
-        {
-            Ok(_) => Reply::Ok,
+        match started {
+            Ok(id) => Reply::IndexStarted { index: id },
             Err(reply) => reply,
         }
     }
 
+    /// Stops a running index; it still ends with `IndexDone`.
+    pub async fn cancel(&self, index: u64) -> Reply {
+        self.jobs.cancel(index)
+    }
+
     /// The session ended: cancel every index and wait briefly for them.
     pub async fn shutdown(&self) {
-        self.shared.running.close();
-        self.shared
-            .running
-            .for_each(|flag| flag.store(true, Ordering::SeqCst));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.shared.running.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        self.jobs.shutdown().await
+    }
+}
+
+/// An index walk on its thread.
+struct IndexJob {
+    plan: Plan,
+    run: Run,
+}
+
+impl Job for IndexJob {
+    fn execute(&mut self) {
+        self.plan.execute(&mut self.run);
+    }
+
+    fn flush(&mut self) {
+        self.run.flush();
+    }
+
+    fn finish(self, cancelled: bool, error: Option<String>) {
+        let run = self.run;
+        let done = Reply::IndexDone {
+            index: run.id,
+            count: run.count,
+            truncated: run.truncated,
+            cancelled,
+            error,
+        };
+        if !run.gone {
+            run.handle.block_on(run.sink.send(done));
         }
     }
 }
@@ -221,7 +193,7 @@ impl Plan {
             root: PathBuf::from(&q.root),
             hidden: q.hidden,
             gitignore: q.gitignore,
-            exclude: globs(&q.exclude)?,
+            exclude: glob_set(&q.exclude, "exclude")?,
             only,
             max_paths: q.max_paths,
         })
@@ -252,7 +224,7 @@ impl Plan {
                 }
                 let rel = relative(&root, entry.path());
                 if let Some(ex) = &exclude {
-                    if matches_globs(ex, &rel) {
+                    if globs::matches(ex, &rel) {
                         return false;
                     }
                 }
@@ -412,41 +384,6 @@ fn under(o: &str, rel: &str) -> bool {
 /// `rel` is `o`, inside it, or one of its ancestors (walked to reach it).
 fn related(o: &str, rel: &str) -> bool {
     under(o, rel) || under(rel, o)
-}
-
-/// A glob matches a relative path when it matches the whole of it, or, for
-/// a glob without '/', the last component (like .gitignore).
-fn matches_globs(set: &GlobSet, rel: &str) -> bool {
-    if set.is_match(rel) {
-        return true;
-    }
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    name != rel && set.is_match(name)
-}
-
-fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Reply> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = GlobBuilder::new(p.trim_start_matches('/'))
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Reply::error(
-                    ErrorKind::InvalidParams,
-                    format!("invalid exclude glob {p:?}: {e}"),
-                )
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| {
-        Reply::error(
-            ErrorKind::InvalidParams,
-            format!("invalid exclude globs: {e}"),
-        )
-    })
 }
 
 #[cfg(test)]

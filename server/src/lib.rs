@@ -23,6 +23,8 @@
 
 pub mod errors;
 pub mod fs;
+mod globs;
+mod jobs;
 pub mod limits;
 mod registry;
 pub mod reply;

@@ -13,14 +13,15 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use distant_protocol::msg::{ErrorKind, Reply, SearchMatch, SearchQuery, SearchTarget, Submatch};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use grep_matcher::Matcher;
 use grep_regex::{RegexMatcher, RegexMatcherBuilder};
 use grep_searcher::{BinaryDetection, Searcher, SearcherBuilder, Sink, SinkMatch};
 use ignore::WalkBuilder;
 
+use crate::globs::{self, glob_set};
+use crate::jobs::{Job, Jobs};
 use crate::limits::Limits;
-use crate::registry::Registry;
 use crate::reply::ReplySink;
 
 /// A batch of results is sent once it holds this many matches...
@@ -30,121 +31,89 @@ const BATCH_AGE: Duration = Duration::from_millis(50);
 
 /// The searches of one session.
 pub struct Searches {
-    shared: Arc<Shared>,
-}
-
-struct Shared {
     limits: Limits,
-    /// Running searches and their cancel flags.
-    running: Registry<Arc<AtomicBool>>,
+    jobs: Jobs,
 }
 
 impl Searches {
     pub fn new(limits: Limits) -> Self {
         Self {
-            shared: Arc::new(Shared {
-                limits,
-                running: Registry::new("search"),
-            }),
+            limits,
+            jobs: Jobs::new("search", "searches", "results"),
         }
     }
 
-    /// Validates `query` and starts it on a blocking thread → `SearchStarted`
+    /// Validates `query` and starts it on a thread of its own → `SearchStarted`
     /// (or an error); results and `SearchDone` then stream through `sink`.
     pub async fn start(&self, query: SearchQuery, sink: ReplySink) -> Reply {
-        if let Err(reply) = self.shared.running.check_open() {
+        if let Err(reply) = self.jobs.check_open() {
             return reply;
         }
         let plan = match Plan::new(query) {
             Ok(p) => p,
             Err(reply) => return reply,
         };
-        let cancel = Arc::new(AtomicBool::new(false));
-        let max = self.shared.limits.max_searches;
-        let admitted = self.shared.running.admit(
-            max,
-            || {
-                format!(
-                    "this session already runs {max} searches, the most allowed; cancel one \
-                     or wait for one to finish, or start the server with a higher --max-searches"
-                )
-            },
-            cancel.clone(),
-        );
-        let id = match admitted {
-            Ok(id) => id,
-            Err(reply) => return reply,
-        };
         let handle = tokio::runtime::Handle::current();
-        let shared = self.shared.clone();
-        let spawned = std::thread::Builder::new()
-            .name(format!("search-{id}"))
-            .spawn({
-                let shared = shared.clone();
-                move || {
-                    let mut run = Run {
-                        id,
-                        sink,
-                        handle,
-                        cancel,
-                        pending: Vec::new(),
-                        pending_since: None,
-                        found: 0,
-                        max_results: plan.query.max_results,
-                        truncated: false,
-                        gone: false,
-                    };
-                    let outcome = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                        plan.execute(&mut run);
-                    }));
-                    let error = outcome.err().map(|_| {
-                        tracing::error!(search = id, "search thread panicked");
-                        "the search failed unexpectedly; the results may be incomplete".to_string()
-                    });
-                    run.flush();
-                    shared.running.remove(id);
-                    // Read after leaving the registry: a cancel that was
-                    // answered `Ok` set the flag before this point.
-                    let done = Reply::SearchDone {
-                        search: id,
-                        truncated: run.truncated,
-                        cancelled: run.cancel.load(Ordering::SeqCst),
-                        error,
-                    };
-                    if !run.gone {
-                        run.handle.block_on(run.sink.send(done));
-                    }
-                }
+        let max_results = plan.query.max_results;
+        let started = self
+            .jobs
+            .start(self.limits.max_searches, move |id, cancel| SearchJob {
+                plan,
+                run: Run {
+                    id,
+                    sink,
+                    handle,
+                    cancel,
+                    pending: Vec::new(),
+                    pending_since: None,
+                    found: 0,
+                    max_results,
+                    truncated: false,
+                    gone: false,
+                },
             });
-        if let Err(e) = spawned {
-            shared.running.remove(id);
-            return Reply::error(ErrorKind::Other, format!("cannot start the search: {e}"));
-        }
-        Reply::SearchStarted { search: id }
-    }
-
-    /// Stops a running search; it still ends with `SearchDone`.
-    pub async fn cancel(&self, search: u64) -> Reply {
-        // A search that finished already has nothing to stop.
-        match self
-            .shared
-            .running
-            .with_live(search, |flag| flag.store(true, Ordering::SeqCst))
-        {
-            Ok(_) => Reply::Ok,
+        match started {
+            Ok(id) => Reply::SearchStarted { search: id },
             Err(reply) => reply,
         }
     }
 
+    /// Stops a running search; it still ends with `SearchDone`.
+    pub async fn cancel(&self, search: u64) -> Reply {
+        self.jobs.cancel(search)
+    }
+
     /// The session ended: cancel every search and wait briefly for them.
     pub async fn shutdown(&self) {
-        self.shared.running.close();
-        self.shared
-            .running
-            .for_each(|flag| flag.store(true, Ordering::SeqCst));
-        let deadline = Instant::now() + Duration::from_secs(2);
-        while !self.shared.running.is_empty() && Instant::now() < deadline {
-            tokio::time::sleep(Duration::from_millis(10)).await;
+        self.jobs.shutdown().await
+    }
+}
+
+/// A search on its thread.
+struct SearchJob {
+    plan: Plan,
+    run: Run,
+}
+
+impl Job for SearchJob {
+    fn execute(&mut self) {
+        self.plan.execute(&mut self.run);
+    }
+
+    fn flush(&mut self) {
+        self.run.flush();
+    }
+
+    fn finish(self, cancelled: bool, error: Option<String>) {
+        let run = self.run;
+        let done = Reply::SearchDone {
+            search: run.id,
+            truncated: run.truncated,
+            cancelled,
+            error,
+        };
+        if !run.gone {
+            run.handle.block_on(run.sink.send(done));
         }
     }
 }
@@ -195,9 +164,9 @@ impl Plan {
                 format!("invalid search pattern {:?}: {e}", query.pattern),
             )
         })?;
-        let include = globs(&query.include, "include")?;
+        let include = glob_set(&query.include, "include")?;
         // Exclude globs are checked here, used by the walker's filter.
-        globs(&query.exclude, "exclude")?;
+        glob_set(&query.exclude, "exclude")?;
         Ok(Plan {
             query,
             matcher,
@@ -224,10 +193,10 @@ impl Plan {
                 q.max_depth
                     .map(|d| usize::try_from(d).unwrap_or(usize::MAX)),
             );
-        if let Ok(Some(exclude)) = globs(&q.exclude, "exclude") {
+        if let Ok(Some(exclude)) = glob_set(&q.exclude, "exclude") {
             let roots = self.roots.clone();
             walk.filter_entry(move |entry| {
-                entry.depth() == 0 || !matches_globs(&exclude, &relative(&roots, entry.path()))
+                entry.depth() == 0 || !globs::matches(&exclude, &relative(&roots, entry.path()))
             });
         }
         let mut searcher = SearcherBuilder::new()
@@ -264,7 +233,7 @@ impl Plan {
                 // Directories are always walked for contents; files (and,
                 // for path searches, directories) must match an include glob.
                 let walked_dir = is_dir && q.target == SearchTarget::Contents;
-                if !walked_dir && !matches_globs(include, &rel) {
+                if !walked_dir && !globs::matches(include, &rel) {
                     continue;
                 }
             }
@@ -446,39 +415,4 @@ fn relative(roots: &[PathBuf], path: &Path) -> String {
         .min_by_key(|rel| rel.as_os_str().len())
         .unwrap_or(path);
     rel.to_string_lossy().into_owned()
-}
-
-/// A glob matches a relative path when it matches the whole of it, or, for
-/// a glob without '/', the last component (like .gitignore).
-fn matches_globs(set: &GlobSet, rel: &str) -> bool {
-    if set.is_match(rel) {
-        return true;
-    }
-    let name = rel.rsplit('/').next().unwrap_or(rel);
-    name != rel && set.is_match(name)
-}
-
-fn globs(patterns: &[String], what: &str) -> Result<Option<GlobSet>, Reply> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = GlobBuilder::new(p.trim_start_matches('/'))
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Reply::error(
-                    ErrorKind::InvalidParams,
-                    format!("invalid {what} glob {p:?}: {e}"),
-                )
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| {
-        Reply::error(
-            ErrorKind::InvalidParams,
-            format!("invalid {what} globs: {e}"),
-        )
-    })
 }

@@ -19,12 +19,13 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use distant_protocol::msg::{Change, ChangeKind, ErrorKind, Reply};
-use globset::{GlobBuilder, GlobSet, GlobSetBuilder};
+use globset::GlobSet;
 use notify::event::{EventKind, ModifyKind, RenameMode};
 use notify::{Event, PollWatcher, RecursiveMode, Watcher};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
+use crate::globs::glob_set;
 use crate::limits::Limits;
 use crate::registry::Registry;
 use crate::reply::ReplySink;
@@ -100,7 +101,7 @@ impl Watches {
         if let Err(e) = std::fs::metadata(&root) {
             return io_reply(&e, &path);
         }
-        let exclude = match globs(&exclude) {
+        let exclude = match glob_set(&exclude, "exclude") {
             Ok(g) => g,
             Err(reply) => return reply,
         };
@@ -539,31 +540,6 @@ fn is_excluded(set: &GlobSet, root: &Path, path: &Path) -> bool {
     false
 }
 
-fn globs(patterns: &[String]) -> Result<Option<GlobSet>, Reply> {
-    if patterns.is_empty() {
-        return Ok(None);
-    }
-    let mut set = GlobSetBuilder::new();
-    for p in patterns {
-        let glob = GlobBuilder::new(p.trim_start_matches('/'))
-            .literal_separator(true)
-            .build()
-            .map_err(|e| {
-                Reply::error(
-                    ErrorKind::InvalidParams,
-                    format!("invalid exclude glob {p:?}: {e}"),
-                )
-            })?;
-        set.add(glob);
-    }
-    set.build().map(Some).map_err(|e| {
-        Reply::error(
-            ErrorKind::InvalidParams,
-            format!("invalid exclude globs: {e}"),
-        )
-    })
-}
-
 fn io_reply(e: &std::io::Error, path: &str) -> Reply {
     match e.kind() {
         std::io::ErrorKind::NotFound => Reply::error(
@@ -626,7 +602,7 @@ mod tests {
     #[test]
     fn renames_pair_and_excludes_apply() {
         let root = Path::new("/r");
-        let set = globs(&["*.log".into(), "target".into()]).unwrap();
+        let set = glob_set(&["*.log".into(), "target".into()], "exclude").unwrap();
         let pending = vec![
             Pending::RenameFrom("/r/a".into()),
             Pending::RenameTo("/r/b".into()),
