@@ -307,6 +307,12 @@ async function main() {
   };
   await fsp.mkdir(path.join(dirs["user-data"], "User"), { recursive: true });
   await fsp.writeFile(path.join(dirs["user-data"], "User/settings.json"), JSON.stringify(settings, null, 2));
+  // Settings that name a local program are machine-scoped (docs/SECURITY.md):
+  // to code-server's workbench the extension host is the "remote", whose
+  // machine settings live in user-data/Machine, where a code-server user sets
+  // them ("Remote" settings).
+  await fsp.mkdir(path.join(dirs["user-data"], "Machine"), { recursive: true });
+  await fsp.writeFile(path.join(dirs["user-data"], "Machine/settings.json"), JSON.stringify({ "distant.bridgePath": BRIDGE }, null, 2));
   await fsp.writeFile(path.join(tmp, "code-server.yaml"), "auth: none\ncert: false\n");
 
   const childEnv = {
